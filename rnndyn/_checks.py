@@ -1,0 +1,71 @@
+"""Argument validation shared by the public functions.
+
+Every check raises ``ValueError`` naming the argument, what was given and what was
+expected. Checks on values (finiteness) are skipped for traced arrays, where the
+values are unknown; checks on shapes always run, since shapes are static under jit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_traced(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def as_array(name: str, x: Any) -> jax.Array:
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array-like of numbers, got {type(x).__name__}") from err
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_ndim(name: str, x: jax.Array, ndims: tuple[int, ...], meaning: str) -> None:
+    if x.ndim not in ndims:
+        raise ValueError(
+            f"{name} must have {' or '.join(str(n) for n in ndims)} dimension(s) {meaning}, "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def check_nonempty(name: str, x: jax.Array, axis: int = 0) -> None:
+    if x.ndim > 0 and x.shape[axis] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); expected at least one row")
+
+
+def check_finite(name: str, tree: Any) -> None:
+    """Raise if any concrete leaf of ``tree`` holds NaN or inf."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for path, leaf in leaves:
+        if is_traced(leaf):
+            continue
+        arr = np.asarray(leaf)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            where = jax.tree_util.keystr(path)
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            raise ValueError(
+                f"{name}{where} contains {bad} non-finite value(s) (NaN or inf) in an array of "
+                f"shape {arr.shape}; expected finite numbers"
+            )
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        kind = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def check_int(name: str, value: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
