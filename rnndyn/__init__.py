@@ -1,1 +1,48 @@
-"""rnndyn."""
+"""rnndyn: reverse engineer trained recurrent networks with dynamical-systems tools.
+
+Core API::
+
+    import rnndyn
+    cell = rnndyn.cells.GRU(64)
+    params = cell.init(key, input_size)
+    fps = rnndyn.find_fixed_points(cell, params, inputs, initial_states)
+    j_rec, j_inp = rnndyn.jacobians(cell, params, fps.points, fps.inputs)
+    values, right, left = rnndyn.eig(j_rec)
+"""
+
+from rnndyn import cells, fixed_points, linearize
+from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
+from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
+from rnndyn.linearize import (
+    Eigen,
+    eig,
+    jacobians,
+    linear_step,
+    simulate_linear,
+    time_constants,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "UGRNN",
+    "Cell",
+    "Eigen",
+    "FixedPoints",
+    "Vanilla",
+    "cells",
+    "eig",
+    "find_fixed_points",
+    "fixed_points",
+    "from_flax",
+    "from_function",
+    "jacobians",
+    "linear_step",
+    "linearize",
+    "sample_states",
+    "simulate_linear",
+    "speed",
+    "time_constants",
+]
