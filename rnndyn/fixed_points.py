@@ -196,11 +196,13 @@ def _adam_phase(cell, params, inputs, h0, cfg: _Config):
 
 
 def _polish(cell, params, inputs, h, cfg: _Config):
-    """Levenberg–Marquardt on r(h) = F(h) − h for points with q < polish_threshold.
+    """Damped Newton on r(h) = F(h) − h for points with q < polish_threshold.
 
-    Each step solves ``(AᵀA + μI) δ = −Aᵀr`` with ``A = ∂F/∂h − I``; a step is kept only
-    if it lowers q, and μ shrinks after a success and grows after a failure, so q never
-    increases and a singular ``A`` (a continuum of fixed points) is handled.
+    Each step tries two updates with ``A = ∂F/∂h − I``: the Newton step ``A δ = −r``
+    (LU on ``A``, accurate when ``A`` is well conditioned) and the Levenberg–Marquardt
+    step ``(AᵀA + μI) δ = −Aᵀr`` (defined even when ``A`` is singular, as on a continuum
+    of fixed points). The better of the two is kept only if it lowers q; μ shrinks
+    after an LM success and grows after a failure. So q never increases.
     """
     n = h.shape[-1]
     eye = jnp.eye(n, dtype=h.dtype)
@@ -208,29 +210,45 @@ def _polish(cell, params, inputs, h, cfg: _Config):
     def residual(state, x):
         return cell(params, state, x) - state
 
+    def half_sq(r):
+        q = 0.5 * jnp.sum(r * r)
+        return jnp.where(jnp.isfinite(q), q, jnp.inf)
+
     def one(state, x):
         r0 = residual(state, x)
-        q0 = 0.5 * jnp.sum(r0 * r0)
-        eligible = jnp.isfinite(q0) & (q0 < cfg.polish_threshold)
+        q0 = half_sq(r0)
+        eligible = q0 < cfg.polish_threshold
 
-        def step(_, carry):
-            state, r, q, mu = carry
+        def step(carry):
+            i, fails, state, r, q, mu = carry
             a = jax.jacfwd(residual)(state, x)
             ata = a.T @ a
             scale = jnp.trace(ata) / n
-            delta = jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r))
-            trial = state + delta
-            r_trial = residual(trial, x)
-            q_trial = 0.5 * jnp.sum(r_trial * r_trial)
-            better = jnp.isfinite(q_trial) & (q_trial < q) & eligible
+            trial_n = state + jnp.linalg.solve(a, -r)
+            trial_lm = state + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r))
+            r_n, r_lm = residual(trial_n, x), residual(trial_lm, x)
+            q_n, q_lm = half_sq(r_n), half_sq(r_lm)
+            use_n = q_n < q_lm
+            trial = jnp.where(use_n, trial_n, trial_lm)
+            r_trial = jnp.where(use_n, r_n, r_lm)
+            q_trial = jnp.minimum(q_n, q_lm)
+            better = (q_trial < q) & eligible
+            lm_ok = q_lm < q
             state = jnp.where(better, trial, state)
             r = jnp.where(better, r_trial, r)
             q = jnp.where(better, q_trial, q)
-            mu = jnp.where(better, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
-            return state, r, q, mu
+            mu = jnp.where(lm_ok, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
+            fails = jnp.where(better, 0, fails + 1)
+            return i + 1, fails, state, r, q, mu
 
-        init = (state, r0, q0, jnp.asarray(1e-6, state.dtype))
-        return jax.lax.fori_loop(0, cfg.polish_steps, step, init)[0]
+        def cond(carry):
+            i, fails, *_ = carry
+            # stop once q stalls (eight failed steps in a row, μ having grown 1e8-fold:
+            # at the float floor, or at a slow point that is not a root), or at the cap
+            return eligible & (i < cfg.polish_steps) & (fails < 8)
+
+        init = (0, 0, state, r0, q0, jnp.asarray(1e-6, state.dtype))
+        return jax.lax.while_loop(cond, step, init)[2]
 
     return jax.vmap(one)(h, inputs)
 
@@ -264,10 +282,10 @@ def find_fixed_points(
     noise_scale: float = 0.0,
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 1e-2,
-    tol: float = 1e-12,
+    tol: float = 1e-8,
     max_steps: int = 10_000,
-    polish_steps: int = 10,
-    polish_threshold: float = 1e-4,
+    polish_steps: int = 50,
+    polish_threshold: float = 1e-3,
     verbose: bool = False,
     log_every: int = 500,
 ) -> FixedPoints:
@@ -277,7 +295,7 @@ def find_fixed_points(
     optimiser inside one jit-compiled ``lax.while_loop``). Each candidate freezes once
     ``q < tol``; the loop stops when all have frozen or diverged, or after
     ``max_steps``. Candidates with ``q < polish_threshold`` are then refined by
-    ``polish_steps`` Levenberg–Marquardt steps on ``F(h) − h = 0``.
+    damped Newton steps on ``F(h) − h = 0``.
 
     Args:
       cell: an rnndyn cell (``rnndyn.cells.GRU(64)``, ``from_flax(...)``, ...).
@@ -296,8 +314,9 @@ def find_fixed_points(
       learning_rate: step size of the default Adam.
       tol: a candidate has converged when ``q < tol``.
       max_steps: cap on optimiser steps.
-      polish_steps: Newton (Levenberg–Marquardt) steps after the optimiser; 0 disables.
-        Each costs one ``(S, S)`` Jacobian and solve per candidate.
+      polish_steps: cap on Newton / Levenberg–Marquardt steps after the optimiser (a
+        point stops earlier once eight steps in a row fail to lower q); 0 disables.
+        Each step costs one ``(S, S)`` Jacobian and two solves per candidate.
       polish_threshold: only candidates with ``q`` below this are polished.
       verbose: print progress to stderr every ``log_every`` steps.
       log_every: steps between progress lines.
