@@ -1,0 +1,281 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnndyn
+from rnndyn import cells
+
+
+def tanh_cell(w: float):
+    """1-D vanilla cell h -> tanh(w h)."""
+    cell = cells.Vanilla(1)
+    params = {"W_h": jnp.array([[w]]), "W_x": jnp.zeros((1, 1)), "b": jnp.zeros(1)}
+    return cell, params
+
+
+def tanh_roots(w: float) -> np.ndarray:
+    """Roots of h = tanh(w h), by bisection in float64 (w > 1: 0 and ±r)."""
+    lo, hi = 1e-9, 1.0
+    f = lambda h: np.tanh(w * h) - h  # noqa: E731
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    return np.array([-lo, 0.0, lo])
+
+
+def test_tanh_fixed_points_match_analytic_roots():
+    cell, params = tanh_cell(2.0)
+    roots = tanh_roots(2.0)
+    assert roots[2] == pytest.approx(0.957504, abs=1e-6)
+    h0 = jnp.linspace(-1.5, 1.5, 31)[:, None]
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
+    assert fps.converged.all()
+    found = np.asarray(fps.points[:, 0])
+    start = np.asarray(h0[:, 0])
+    # descent on q has its own basins: q has maxima where F'(h) = 1, i.e. at
+    # |h| = arccosh(sqrt(w)) / w; inside that the search ends at 0, outside at ±r
+    edge = np.arccosh(np.sqrt(2.0)) / 2.0
+    expected = np.where(np.abs(start) < edge, 0.0, np.sign(start) * roots[2])
+    clear = np.abs(np.abs(start) - edge) > 0.1  # momentum may cross a near edge
+    np.testing.assert_allclose(found[clear], expected[clear], atol=1e-5)
+    unique = fps.keep_converged().merge_duplicates(1e-3)
+    np.testing.assert_allclose(np.sort(np.asarray(unique.points[:, 0])), roots, atol=1e-5)
+    assert np.all(np.asarray(fps.speeds) < 1e-8)
+
+
+@settings(max_examples=8, deadline=None)
+@given(w=st.floats(1.3, 4.0), seed=st.integers(0, 1000))
+def test_tanh_property_every_converged_point_is_a_root(w, seed):
+    cell, params = tanh_cell(w)
+    h0 = jax.random.uniform(jax.random.key(seed), (16, 1), minval=-2.0, maxval=2.0)
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, max_steps=3000)
+    roots = tanh_roots(w)
+    pts = np.asarray(fps.keep_converged().points[:, 0])
+    assert pts.size > 0
+    assert np.min(np.abs(pts[:, None] - roots[None]), axis=1).max() < 1e-4
+
+
+def linear_cell(a: np.ndarray):
+    """h -> A h + x + b (a from_function cell) with known fixed point (I - A)^-1 (x + b)."""
+    a = jnp.asarray(a)
+    return cells.from_function(lambda p, h, x: a @ h + x + p["b"], state_size=a.shape[0])
+
+
+def test_linear_cell_unique_fixed_point():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    a = 0.8 * a / np.max(np.abs(np.linalg.eigvals(a)))  # stable: unique fixed point
+    b = rng.normal(size=4)
+    x = np.array([0.3, -0.2, 0.1, 0.0])
+    truth = np.linalg.solve(np.eye(4) - a, x + b)
+    fps = rnndyn.find_fixed_points(
+        linear_cell(a), {"b": jnp.asarray(b)}, x, key=jax.random.key(1), num_initial=32
+    )
+    assert fps.converged.all()
+    np.testing.assert_allclose(fps.points, np.broadcast_to(truth, (32, 4)), atol=1e-4)
+    assert len(fps.merge_duplicates(1e-3)) == 1
+
+
+def test_one_input_per_initial_state():
+    # h -> 0.5 h + x has fixed point 2x, one per row of inputs
+    cell = cells.from_function(lambda p, h, x: 0.5 * h + x, state_size=1)
+    xs = jnp.array([[-1.0], [0.0], [0.5], [2.0]])
+    fps = rnndyn.find_fixed_points(cell, {}, xs, key=jax.random.key(0))
+    assert fps.points.shape == (4, 1)
+    np.testing.assert_allclose(fps.points, 2 * xs, atol=1e-4)
+    np.testing.assert_allclose(fps.inputs, xs)
+
+
+def test_line_attractor_returns_a_continuum():
+    # 2-D: h1 is kept, h2 decays through tanh: every (h1, 0) is a fixed point
+    cell = cells.from_function(
+        lambda p, h, x: jnp.stack([h[0], jnp.tanh(0.5 * h[1])]), state_size=2
+    )
+    h0 = jax.random.uniform(jax.random.key(0), (64, 2), minval=-1, maxval=1)
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-12)
+    assert fps.converged.all()
+    pts = np.asarray(fps.points)
+    np.testing.assert_allclose(pts[:, 1], 0.0, atol=1e-5)
+    # the line coordinate is free, so each point keeps its own h1: a spread of points
+    np.testing.assert_allclose(pts[:, 0], np.asarray(h0[:, 0]), atol=1e-2)
+    assert len(fps.merge_duplicates(1e-2)) > 30
+
+
+@pytest.mark.parametrize("cls", [cells.GRU, cells.LSTM])
+def test_random_gated_cells_converged_points_are_fixed(cls):
+    n, m = 16, 3
+    cell = cls(n)
+    params = cell.init(jax.random.key(0), m)
+    params["W_h"] = 3.0 * params["W_h"]
+    x = 0.1 * jax.random.normal(jax.random.key(1), (m,))
+    h0 = jax.random.uniform(jax.random.key(2), (64, cell.state_size), minval=-1, maxval=1)
+    fps = rnndyn.find_fixed_points(cell, params, x, h0, tol=1e-10, max_steps=3000)
+    conv = fps.keep_converged()
+    assert len(conv) > 0
+    # check with the cell evaluated in float64, independently of the optimiser's q
+    with jax.enable_x64(True):
+        p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), params)
+        h = jnp.asarray(np.asarray(conv.points), jnp.float64)
+        residual = cell(p64, h, jnp.asarray(np.asarray(x), jnp.float64)) - h
+        norms = np.linalg.norm(np.asarray(residual), axis=1)
+    assert norms.max() < 2e-5
+
+
+def test_newton_polish_goes_far_below_adam_tolerance():
+    cell, params = tanh_cell(2.0)
+    h0 = jnp.array([[0.5], [0.8], [-0.7]])
+    adam_only = rnndyn.find_fixed_points(
+        cell, params, jnp.zeros(1), h0, tol=1e-6, polish_steps=0
+    )
+    polished = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, tol=1e-6)
+    assert adam_only.converged.all() and polished.converged.all()
+    assert np.all(np.asarray(adam_only.speeds) > 1e-10)  # Adam stops just under tol
+    assert np.all(np.asarray(polished.speeds) < 1e-13)
+
+
+def test_diverging_candidates_are_not_converged():
+    # F(h) = h - log(h): root at h = 1; from h < 0 the residual is NaN
+    cell = cells.from_function(lambda p, h, x: h - jnp.log(h), state_size=1)
+    h0 = jnp.array([[0.5], [2.0], [-1.0], [-0.3]])
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0)
+    np.testing.assert_array_equal(fps.converged, [True, True, False, False])
+    assert np.all(np.isinf(np.asarray(fps.speeds)[2:]))
+    np.testing.assert_allclose(fps.keep_converged().points[:, 0], [1.0, 1.0], atol=1e-5)
+
+
+def test_freezes_each_point_when_below_tolerance():
+    cell, params = tanh_cell(2.0)
+    roots = tanh_roots(2.0)
+    h0 = jnp.array([[roots[2]], [0.3]])  # the first starts on a root
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, polish_steps=0)
+    steps = np.asarray(fps.steps)
+    assert steps[0] == 0 and steps[1] > 0
+    assert fps.points[0, 0] == h0[0, 0]
+
+
+def test_noise_and_defaults_need_a_key():
+    cell, params = tanh_cell(2.0)
+    with pytest.raises(ValueError, match="key is required"):
+        rnndyn.find_fixed_points(cell, params, jnp.zeros(1))
+    with pytest.raises(ValueError, match="key is required when noise_scale"):
+        rnndyn.find_fixed_points(cell, params, jnp.zeros(1), jnp.ones((2, 1)), noise_scale=0.1)
+    fps = rnndyn.find_fixed_points(
+        cell, params, jnp.zeros(1), jnp.full((8, 1), 0.5), noise_scale=0.1,
+        key=jax.random.key(0),
+    )
+    start = np.asarray(fps.initial_states[:, 0])
+    assert np.std(start) > 0.02 and np.all(np.abs(start - 0.5) < 0.6)
+
+
+def test_jit_and_vmap_compatible():
+    cell = cells.from_function(lambda p, h, x: 0.5 * h + p["b"], state_size=2)
+    h0 = jnp.zeros((3, 2))
+
+    @jax.jit
+    def search(b):
+        return rnndyn.find_fixed_points(cell, {"b": b}, jnp.zeros(1), h0)
+
+    fps = search(jnp.array([1.0, -1.0]))
+    assert isinstance(fps, rnndyn.FixedPoints)
+    np.testing.assert_allclose(fps.points, [[2.0, -2.0]] * 3, atol=1e-4)
+    # vmap over a batch of parameter sets: fixed point 2b for each b
+    bs = jnp.array([[1.0, 0.0], [0.0, 0.5], [-0.5, 0.25]])
+    points = jax.vmap(lambda b: search(b).points)(bs)
+    np.testing.assert_allclose(points, np.repeat(2 * np.asarray(bs)[:, None], 3, 1), atol=1e-4)
+
+
+def _result(points, speeds):
+    k = len(points)
+    points = jnp.asarray(points, jnp.float32)
+    return rnndyn.FixedPoints(
+        points=points,
+        speeds=jnp.asarray(speeds, jnp.float32),
+        converged=jnp.asarray(np.asarray(speeds) < 1e-8),
+        steps=jnp.zeros(k, jnp.int32),
+        inputs=jnp.zeros((k, 1)),
+        initial_states=points,
+    )
+
+
+def test_merge_keeps_the_slowest_of_each_group_and_drop_outliers():
+    pts = [[0.0, 0.0], [0.0005, 0.0], [1.0, 0.0], [1.0, 0.0002], [50.0, 50.0], [0.5, 0.0]]
+    fps = _result(pts, [1e-9, 1e-12, 1e-12, 1e-10, 1e-11, 1e-3])
+    conv = fps.keep_converged()
+    assert len(conv) == 5  # the last has q above 1e-8
+    merged = conv.merge_duplicates(1e-3)
+    np.testing.assert_allclose(merged.points, [[0.0005, 0.0], [1.0, 0.0], [50.0, 50.0]], atol=1e-6)
+    line = _result([[i * 0.1, 0.0] for i in range(10)] + [[30.0, 0.0]], [0.0] * 11)
+    kept = line.drop_outliers(factor=10.0)
+    assert len(kept) == 10 and float(kept.points[:, 0].max()) < 1.0
+    with pytest.raises(ValueError, match="tol must be"):
+        fps.merge_duplicates(-1.0)
+
+
+def test_sample_states_respects_mask():
+    traj = jnp.arange(2 * 5 * 3, dtype=jnp.float32).reshape(2, 5, 3)
+    mask = jnp.array([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], bool)
+    traj = jnp.where(mask[..., None], traj, 1e6)  # padding holds a sentinel
+    s = rnndyn.sample_states(traj, 200, jax.random.key(0), mask=mask)
+    assert s.shape == (200, 3)
+    assert float(s.max()) < 1e6
+    assert len(np.unique(np.asarray(s[:, 0]))) == 5  # every valid state gets drawn
+    noisy = rnndyn.sample_states(traj[0, :2], 500, jax.random.key(1), noise=0.1)
+    base = np.asarray(traj[0, :2])
+    dev = np.min(
+        np.linalg.norm(np.asarray(noisy)[:, None] - base[None], axis=-1), axis=1
+    )
+    assert 0.05 < np.median(dev) < 0.4
+    jitted = jax.jit(lambda t, k: rnndyn.sample_states(t, 4, k, mask=mask))(traj, jax.random.key(2))
+    assert jitted.shape == (4, 3)
+    with pytest.raises(ValueError, match="mask has shape"):
+        rnndyn.sample_states(traj, 3, jax.random.key(0), mask=mask[:, :4])
+    with pytest.raises(ValueError, match="no valid time step"):
+        rnndyn.sample_states(traj, 3, jax.random.key(0), mask=jnp.zeros((2, 5), bool))
+    with pytest.raises(ValueError, match="exceeds the 5 valid states"):
+        rnndyn.sample_states(traj, 6, jax.random.key(0), mask=mask, replace=False)
+
+
+def test_bad_input_errors_name_the_argument():
+    cell = cells.GRU(4)
+    params = cell.init(jax.random.key(0), 3)
+    h0 = jnp.zeros((5, 4))
+    x = jnp.zeros(3)
+    with pytest.raises(ValueError, match="states have size 6 but GRU has state_size 4"):
+        rnndyn.find_fixed_points(cell, params, x, jnp.zeros((5, 6)))
+    with pytest.raises(ValueError, match="inputs have size 2 but params expect input size 3"):
+        rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0)
+    with pytest.raises(ValueError, match=r"inputs has 4 rows .* initial_states has 5"):
+        rnndyn.find_fixed_points(cell, params, jnp.zeros((4, 3)), h0)
+    bad = params | {"W_h": params["W_h"].at[0, 0].set(jnp.nan)}
+    with pytest.raises(ValueError, match=r"params\['W_h'\] contains 1 non-finite"):
+        rnndyn.find_fixed_points(cell, bad, x, h0)
+    with pytest.raises(ValueError, match=r"initial_states is empty \(shape \(0, 4\)\)"):
+        rnndyn.find_fixed_points(cell, params, x, jnp.zeros((0, 4)))
+    with pytest.raises(ValueError, match="tol must be a finite number > 0, got -1"):
+        rnndyn.find_fixed_points(cell, params, x, h0, tol=-1)
+    with pytest.raises(ValueError, match="tol must be a finite number > 0, got nan"):
+        rnndyn.find_fixed_points(cell, params, x, h0, tol=float("nan"))
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
+        rnndyn.find_fixed_points(cell, params, x, h0, max_steps=0)
+    with pytest.raises(ValueError, match=r"initial_states must have 2 dimension"):
+        rnndyn.find_fixed_points(cell, params, x, jnp.zeros(4))
+    with pytest.raises(ValueError, match="inputs contains 1 non-finite"):
+        rnndyn.find_fixed_points(cell, params, x.at[0].set(jnp.inf), h0)
+    with pytest.raises(ValueError, match="cell must be an rnndyn cell"):
+        rnndyn.find_fixed_points(lambda p, h, x: h, params, x, h0)
+    wrong = cells.from_function(lambda p, h, x: h[:2], state_size=None)
+    with pytest.raises(ValueError, match=r"must map a state of shape \(4,\) to the same shape"):
+        rnndyn.find_fixed_points(wrong, {}, x, h0)
+
+
+def test_progress_is_printed_and_silenced(capsys):
+    cell, params = tanh_cell(2.0)
+    h0 = jnp.array([[0.3]])
+    rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, verbose=True, log_every=10)
+    err = capsys.readouterr().err
+    assert "step" in err and "1/1 converged" in err
+    rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
+    assert capsys.readouterr().err == ""
