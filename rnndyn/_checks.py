@@ -19,13 +19,17 @@ def is_traced(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def as_array(name: str, x: Any) -> jax.Array:
+def as_array(name: str, x: Any, *, complex_ok: bool = False) -> jax.Array:
     try:
         arr = jnp.asarray(x)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an array-like of numbers, got {type(x).__name__}") from err
-    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        raise ValueError(
+            f"{name} must be an array-like of numbers, got {type(x).__name__}"
+        ) from err
+    kinds = (jnp.floating, jnp.integer) + ((jnp.complexfloating,) if complex_ok else ())
+    if not any(jnp.issubdtype(arr.dtype, k) for k in kinds):
+        what = "numbers" if complex_ok else "real numbers"
+        raise ValueError(f"{name} must hold {what}, got dtype {arr.dtype}")
     return arr
 
 

@@ -69,8 +69,7 @@ class Cell:
         """Zero state of shape ``batch_shape + (state_size,)``."""
         if self.state_size is None:
             raise ValueError(
-                f"{type(self).__name__} has no known state_size; pass state_size= when "
-                "creating it"
+                f"{type(self).__name__} has no known state_size; pass state_size= when creating it"
             )
         return jnp.zeros(tuple(batch_shape) + (self.state_size,))
 
@@ -300,9 +299,7 @@ class FunctionCell(Cell):
     output_fn: Callable[[Array], Array] | None = None
 
     def init(self, key: Array, input_size: int) -> Params:
-        raise ValueError(
-            "a cell made by from_function has no initialiser: pass your own params"
-        )
+        raise ValueError("a cell made by from_function has no initialiser: pass your own params")
 
     def __call__(self, params: Params, state: Array, x: Array) -> Array:
         return self.fn(params, state, x)
@@ -339,9 +336,7 @@ class FlaxCell(Cell):
     output_fn: Callable[[Array], Array] | None = None
 
     def _carry_template(self):
-        return jax.eval_shape(
-            lambda: self.module.initialize_carry(jax.random.key(0), (1,))
-        )
+        return jax.eval_shape(lambda: self.module.initialize_carry(jax.random.key(0), (1,)))
 
     @property
     def state_size(self) -> int:  # type: ignore[override]
@@ -411,7 +406,5 @@ def validate(cell: Cell, params: Params, state_size: int, input_size: int) -> No
     cell.check_params(params)
     m = cell.input_size(params)
     if m is not None and m != input_size:
-        raise ValueError(
-            f"inputs have size {input_size} but params expect input size {m}"
-        )
+        raise ValueError(f"inputs have size {input_size} but params expect input size {m}")
     _generic_check(cell, params, state_size, input_size)

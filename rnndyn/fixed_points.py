@@ -176,9 +176,7 @@ def _adam_phase(cell, params, inputs, h0, cfg: _Config):
         if cfg.verbose:
             jax.lax.cond(
                 step % cfg.log_every == 0,
-                lambda: jax.debug.callback(
-                    _report, step, active.sum(), jnp.isfinite(q), q, k
-                ),
+                lambda: jax.debug.callback(_report, step, active.sum(), jnp.isfinite(q), q, k),
                 lambda: None,
             )
         return step + 1, h, opt_state, q, steps, active.any()
@@ -453,9 +451,7 @@ def sample_states(
                 f"n={n} exceeds the {valid} valid states; use replace=True or a smaller n"
             )
     k_pick, k_noise = jax.random.split(key)
-    idx = jax.random.choice(
-        k_pick, flat.shape[0], (n,), replace=replace, p=weights / weights.sum()
-    )
+    idx = jax.random.choice(k_pick, flat.shape[0], (n,), replace=replace, p=weights / weights.sum())
     states = flat[idx]
     if noise > 0:
         states = states + noise * jax.random.normal(k_noise, states.shape, states.dtype)

@@ -141,7 +141,7 @@ def time_constants(eigenvalues: Array) -> Array:
     Returns:
       ``(..., S)`` real time constants.
     """
-    lam = jnp.abs(_checks.as_array("eigenvalues", eigenvalues))
+    lam = jnp.abs(_checks.as_array("eigenvalues", eigenvalues, complex_ok=True))
     with np.errstate(divide="ignore"):
         return 1.0 / jnp.abs(jnp.log(lam))
 

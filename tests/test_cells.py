@@ -82,9 +82,7 @@ def test_vanilla_and_ugrnn_follow_their_equations():
     p = jax.tree_util.tree_map(np.asarray, cells.UGRNN(N).init(key, M))
     a = h @ p["W_h"] + x @ p["W_x"] + p["b"]
     c, g = np.tanh(a[:N]), _sigmoid(a[N:])
-    np.testing.assert_allclose(
-        cells.UGRNN(N)(p, h, x), g * h + (1 - g) * c, rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(cells.UGRNN(N)(p, h, x), g * h + (1 - g) * c, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [cells.Vanilla, cells.GRU, cells.LSTM, cells.UGRNN])

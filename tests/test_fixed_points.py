@@ -127,9 +127,7 @@ def test_random_gated_cells_converged_points_are_fixed(cls):
 def test_newton_polish_goes_far_below_adam_tolerance():
     cell, params = tanh_cell(2.0)
     h0 = jnp.array([[0.5], [0.8], [-0.7]])
-    adam_only = rnndyn.find_fixed_points(
-        cell, params, jnp.zeros(1), h0, tol=1e-6, polish_steps=0
-    )
+    adam_only = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, tol=1e-6, polish_steps=0)
     polished = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, tol=1e-6)
     assert adam_only.converged.all() and polished.converged.all()
     assert np.all(np.asarray(adam_only.speeds) > 1e-10)  # Adam stops just under tol
@@ -163,7 +161,11 @@ def test_noise_and_defaults_need_a_key():
     with pytest.raises(ValueError, match="key is required when noise_scale"):
         rnndyn.find_fixed_points(cell, params, jnp.zeros(1), jnp.ones((2, 1)), noise_scale=0.1)
     fps = rnndyn.find_fixed_points(
-        cell, params, jnp.zeros(1), jnp.full((8, 1), 0.5), noise_scale=0.1,
+        cell,
+        params,
+        jnp.zeros(1),
+        jnp.full((8, 1), 0.5),
+        noise_scale=0.1,
         key=jax.random.key(0),
     )
     start = np.asarray(fps.initial_states[:, 0])
@@ -224,9 +226,7 @@ def test_sample_states_respects_mask():
     assert len(np.unique(np.asarray(s[:, 0]))) == 5  # every valid state gets drawn
     noisy = rnndyn.sample_states(traj[0, :2], 500, jax.random.key(1), noise=0.1)
     base = np.asarray(traj[0, :2])
-    dev = np.min(
-        np.linalg.norm(np.asarray(noisy)[:, None] - base[None], axis=-1), axis=1
-    )
+    dev = np.min(np.linalg.norm(np.asarray(noisy)[:, None] - base[None], axis=-1), axis=1)
     assert 0.05 < np.median(dev) < 0.4
     jitted = jax.jit(lambda t, k: rnndyn.sample_states(t, 4, k, mask=mask))(traj, jax.random.key(2))
     assert jitted.shape == (4, 3)

@@ -1,0 +1,144 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnndyn
+from rnndyn import cells
+from rnndyn.linearize import _eig_host
+
+N, M = 4, 3
+
+
+@pytest.mark.parametrize("cls", [cells.Vanilla, cells.GRU, cells.LSTM, cells.UGRNN])
+def test_jacobians_match_central_finite_differences(cls):
+    with jax.enable_x64(True):
+        cell = cls(N)
+        params = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, jnp.float64), cell.init(jax.random.key(0), M)
+        )
+        params["b"] = 0.3 * jax.random.normal(jax.random.key(9), params["b"].shape, jnp.float64)
+        pts = 0.5 * jax.random.normal(jax.random.key(1), (3, cell.state_size), jnp.float64)
+        xs = jax.random.normal(jax.random.key(2), (3, M), jnp.float64)
+        j_rec, j_inp = rnndyn.jacobians(cell, params, pts, xs)
+        assert j_rec.shape == (3, cell.state_size, cell.state_size)
+        assert j_inp.shape == (3, cell.state_size, M)
+        eps = 1e-6
+        f = lambda h, x: np.asarray(cell(params, h, x))  # noqa: E731
+        for k in range(3):
+            h, x = pts[k], xs[k]
+            fd_rec = np.stack(
+                [(f(h + eps * e, x) - f(h - eps * e, x)) / (2 * eps) for e in jnp.eye(h.size)],
+                axis=1,
+            )
+            fd_inp = np.stack(
+                [(f(h, x + eps * e) - f(h, x - eps * e)) / (2 * eps) for e in jnp.eye(M)],
+                axis=1,
+            )
+            np.testing.assert_allclose(j_rec[k], fd_rec, atol=1e-8)
+            np.testing.assert_allclose(j_inp[k], fd_inp, atol=1e-8)
+
+
+def test_jacobians_of_one_point_and_shared_input():
+    cell = cells.GRU(N)
+    params = cell.init(jax.random.key(0), M)
+    j_rec, j_inp = rnndyn.jacobians(cell, params, jnp.zeros(N), jnp.zeros(M))
+    assert j_rec.shape == (N, N) and j_inp.shape == (N, M)
+    # at h = 0, x = 0 with zero biases: r = z = 1/2, so J_rec = ½ W_hn ⊙ ... + ½ I
+    w_hn = np.asarray(params["W_h"][:, 2 * N :])
+    np.testing.assert_allclose(j_rec, 0.5 * np.eye(N) + 0.25 * w_hn.T, atol=1e-6)
+    with pytest.raises(ValueError, match="inputs has 2 rows"):
+        rnndyn.jacobians(cell, params, jnp.zeros((3, N)), jnp.zeros((2, M)))
+
+
+def test_eig_known_matrix_sorted_with_biorthogonal_vectors():
+    theta, r = 0.3, 0.9
+    rot = r * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    j = np.zeros((4, 4), np.float32)
+    j[:2, :2] = rot
+    j[2, 2], j[3, 3] = 0.99, -0.2
+    basis = np.array([[1, 0.2, 0, 0], [0, 1, 0.3, 0], [0.1, 0, 1, 0], [0, 0, 0.4, 1]], np.float32)
+    a = basis @ j @ np.linalg.inv(basis)
+    e = rnndyn.eig(a)
+    np.testing.assert_allclose(np.abs(e.values), [0.99, 0.9, 0.9, 0.2], atol=1e-5)
+    np.testing.assert_allclose(np.sort(np.angle(e.values[1:3])), [-theta, theta], atol=1e-5)
+    np.testing.assert_allclose(e.left @ e.right, np.eye(4), atol=1e-5)
+    np.testing.assert_allclose(e.right @ np.diag(e.values) @ e.left, a, atol=1e-5)
+    # left eigenvectors: l J = λ l
+    np.testing.assert_allclose(e.left @ a, np.diag(e.values) @ e.left, atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 12))
+def test_eig_reconstructs_random_batches(seed, n):
+    j = np.random.default_rng(seed).normal(size=(3, n, n)).astype(np.float32)
+    e = rnndyn.eig(j)
+    recon = e.right @ (e.values[..., None] * e.left)
+    np.testing.assert_allclose(recon, j, atol=2e-4 * n)
+    mod = np.abs(np.asarray(e.values))
+    assert np.all(np.diff(mod, axis=-1) <= 1e-6)
+
+
+def test_eig_host_path_agrees_and_works_under_jit():
+    j = np.random.default_rng(0).normal(size=(5, 6, 6)).astype(np.float32)
+    w_dev, _ = jnp.linalg.eig(j)
+    w_host, v_host = jax.jit(_eig_host)(j)
+    key = lambda w: np.sort_complex(np.round(np.asarray(w), 4))  # noqa: E731
+    for a, b in zip(w_dev, w_host, strict=True):
+        np.testing.assert_allclose(key(a), key(b), atol=1e-3)
+    np.testing.assert_allclose(v_host @ (w_host[..., None] * np.linalg.inv(v_host)), j, atol=1e-4)
+    # also vmappable through the callback
+    w_vm, _ = jax.vmap(_eig_host)(j)
+    np.testing.assert_allclose(np.abs(w_vm), np.abs(w_host), atol=1e-5)
+
+
+def test_eig_errors():
+    with pytest.raises(ValueError, match=r"square with shape \(\.\.\., S, S\), got shape \(2, 3\)"):
+        rnndyn.eig(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="non-finite"):
+        rnndyn.eig(np.full((2, 2), np.nan))
+
+
+def test_time_constants_analytic():
+    tau = np.array([1.0, 10.0, 1000.0])
+    lam = np.exp(-1.0 / tau)
+    np.testing.assert_allclose(rnndyn.time_constants(lam), tau, rtol=1e-4)
+    np.testing.assert_allclose(rnndyn.time_constants(-lam * 1j), tau, rtol=1e-4)
+    assert np.isinf(rnndyn.time_constants(jnp.array([1.0])))[0]
+    # unstable modes grow on the same time scale
+    np.testing.assert_allclose(rnndyn.time_constants(jnp.array([np.e])), [1.0], rtol=1e-6)
+
+
+def test_linear_simulation_exact_for_linear_cell_and_close_for_gru():
+    a = jnp.array([[0.5, 0.1], [0.0, 0.8]])
+    b = jnp.array([[1.0], [-1.0]])
+    lin = cells.from_function(lambda p, h, x: a @ h + b @ x, state_size=2)
+    xs = jax.random.normal(jax.random.key(0), (20, 1))
+    j_rec, j_inp = rnndyn.jacobians(lin, {}, jnp.zeros(2), jnp.zeros(1))
+    sim = rnndyn.simulate_linear(j_rec, j_inp, jnp.zeros(2), jnp.zeros(1), jnp.ones(2), xs)
+    h, full = jnp.ones(2), []
+    for x in xs:
+        h = lin({}, h, x)
+        full.append(h)
+    np.testing.assert_allclose(sim, jnp.stack(full), atol=1e-5)
+
+    # GRU around its fixed point: error shrinks quadratically with the input size
+    cell = cells.GRU(8)
+    params = cell.init(jax.random.key(1), 2)
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), jnp.zeros((1, 8)))
+    h_star = fps.points[0]
+    j_rec, j_inp = rnndyn.jacobians(cell, params, h_star, jnp.zeros(2))
+    errs = []
+    for scale in (1e-2, 1e-3):
+        us = scale * jax.random.normal(jax.random.key(2), (10, 2))
+        sim = rnndyn.simulate_linear(j_rec, j_inp, h_star, jnp.zeros(2), h_star, us)
+        h, full = h_star, []
+        for u in us:
+            h = cell(params, h, u)
+            full.append(h)
+        errs.append(float(jnp.abs(sim - jnp.stack(full)).max()))
+    assert errs[1] < errs[0] / 30  # O(ε²): a tenfold smaller input, ~100x smaller error
+    with pytest.raises(ValueError, match="j_rec has shape"):
+        rnndyn.simulate_linear(j_rec[:2], j_inp, h_star, jnp.zeros(2), h_star, us)
