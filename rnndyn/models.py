@@ -111,7 +111,10 @@ class Classifier:
         return int(jax.eval_shape(self.cell.output, spec).shape[-1])
 
     def init(self, key: Array) -> Params:
-        """Parameters ``{"embedding": (V, E), "cell": ..., "readout": {"W": (N, C), "b": (C,)}}``."""
+        """Parameters ``{"embedding": (V, E), "cell": ..., "readout": {"W": (N, C), "b": (C,)}}``.
+
+        Embeddings are standard normal, readout ``W`` LeCun-normal, ``b`` zero.
+        """
         k_emb, k_cell, k_out = jax.random.split(key, 3)
         # Unit-variance embeddings keep the cell's LeCun-scaled input pre-activations O(1).
         embedding = jax.random.normal(k_emb, (self.vocab_size, self.embed_size))
