@@ -3,8 +3,8 @@
 Prints, for each hidden size N: time per optimiser step, total time to converge
 (optimiser + Newton polish), converged points per second (q < 1e-10), and the worst
 speed q among converged points. On a CPU, N = 1024 uses an eighth of the points. The
-GRU's candidate weights are random and symmetric with gain 2, which gives it several
-attracting fixed points (the "distinct" column counts them).
+GRU's candidate weights are random and symmetric with gain 2, which gives it many fixed
+points, mostly saddles (the "distinct" column counts those found).
 
     python benchmarks/fixed_points.py                 # N = 64, 256, 1024
     python benchmarks/fixed_points.py --sizes 256 --points 1024

@@ -1,0 +1,27 @@
+"""The README's quick-start snippet must run as printed."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_quick_start_runs(capsys):
+    text = README.read_text()
+    snippets = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert snippets, "README has no python snippet"
+    exec(compile(snippets[0], str(README), "exec"), {})
+    out = capsys.readouterr().out
+    found = int(re.search(r"(\d+) fixed points, max q = (\S+)", out).group(1))
+    max_q = float(re.search(r"max q = (\S+)", out).group(1))
+    assert found >= 1 and max_q < 1e-10
+
+
+def test_readme_has_exactly_two_setup_commands_first():
+    text = README.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    assert "pip install" in blocks[0] and "examples/" in blocks[0]
+    assert "pytest" in blocks[1]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "python -m pytest" in blocks[1] and "python -m pytest" in ci
