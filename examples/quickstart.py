@@ -49,8 +49,9 @@ def main() -> None:
     print(f"{'#':>3} {'q':>10} {'|h*|':>8} {'max |λ|':>8} {'τ1 (steps)':>11} {'stable':>7}")
     for i in np.argsort(np.asarray(found.speeds))[:10]:
         top = float(jnp.abs(eigen.values[i, 0]))
+        norm = float(jnp.linalg.norm(found.points[i]))
         print(
-            f"{i:>3d} {float(found.speeds[i]):>10.2e} {float(jnp.linalg.norm(found.points[i])):>8.3f}"
+            f"{i:>3d} {float(found.speeds[i]):>10.2e} {norm:>8.3f}"
             f" {top:>8.3f} {float(tau[i, 0]):>11.1f} {str(top < 1):>7}"
         )
 
