@@ -390,8 +390,18 @@ def from_flax(module: Any, output: Callable[[Array], Array] | None = None) -> Ce
     return FlaxCell(module=module, output_fn=output)
 
 
-def validate(cell: Cell, params: Params, state_size: int, input_size: int) -> None:
-    """Check ``params`` fit ``cell`` for states ``(state_size,)`` and inputs ``(input_size,)``."""
+def validate(
+    cell: Cell,
+    params: Params,
+    state_size: int,
+    input_size: int,
+    state_name: str = "initial_states",
+    input_name: str = "inputs",
+) -> None:
+    """Check ``params`` fit ``cell`` for states ``(state_size,)`` and inputs ``(input_size,)``.
+
+    ``state_name`` and ``input_name`` are the caller's argument names, used in errors.
+    """
     if not isinstance(cell, Cell):
         raise ValueError(
             "cell must be an rnndyn cell (rnndyn.cells.GRU(...), from_flax(...), "
@@ -400,11 +410,11 @@ def validate(cell: Cell, params: Params, state_size: int, input_size: int) -> No
     _checks.check_finite("params", params)
     if cell.state_size is not None and state_size != cell.state_size:
         raise ValueError(
-            f"states have size {state_size} but {type(cell).__name__} has state_size "
+            f"{state_name} have size {state_size} but {type(cell).__name__} has state_size "
             f"{cell.state_size}"
         )
     cell.check_params(params)
     m = cell.input_size(params)
     if m is not None and m != input_size:
-        raise ValueError(f"inputs have size {input_size} but params expect input size {m}")
+        raise ValueError(f"{input_name} have size {input_size} but params expect input size {m}")
     _generic_check(cell, params, state_size, input_size)

@@ -58,7 +58,7 @@ def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> tuple[Ar
             f"inputs has {inputs.shape[0]} rows (shape {tuple(inputs.shape)}) but points has "
             f"{pts.shape[0]} (shape {tuple(pts.shape)}); expected one input per point or (M,)"
         )
-    validate(cell, params, pts.shape[-1], inputs.shape[-1])
+    validate(cell, params, pts.shape[-1], inputs.shape[-1], state_name="points")
     dtype = jnp.result_type(pts.dtype, jnp.float32)
     xs = jnp.broadcast_to(inputs.astype(dtype), (pts.shape[0], inputs.shape[-1]))
     j_rec, j_inp = _jacobians(cell, params, pts.astype(dtype), xs)

@@ -243,7 +243,7 @@ def test_bad_input_errors_name_the_argument():
     params = cell.init(jax.random.key(0), 3)
     h0 = jnp.zeros((5, 4))
     x = jnp.zeros(3)
-    with pytest.raises(ValueError, match="states have size 6 but GRU has state_size 4"):
+    with pytest.raises(ValueError, match="initial_states have size 6 but GRU has state_size 4"):
         rnndyn.find_fixed_points(cell, params, x, jnp.zeros((5, 6)))
     with pytest.raises(ValueError, match="inputs have size 2 but params expect input size 3"):
         rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0)

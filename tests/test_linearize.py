@@ -49,6 +49,8 @@ def test_jacobians_of_one_point_and_shared_input():
     # at h = 0, x = 0 with zero biases: r = z = 1/2, so J_rec = ½ W_hn ⊙ ... + ½ I
     w_hn = np.asarray(params["W_h"][:, 2 * N :])
     np.testing.assert_allclose(j_rec, 0.5 * np.eye(N) + 0.25 * w_hn.T, atol=1e-6)
+    with pytest.raises(ValueError, match="points have size 5 but GRU has state_size 4"):
+        rnndyn.jacobians(cell, params, jnp.zeros((3, 5)), jnp.zeros(M))
     with pytest.raises(ValueError, match="inputs has 2 rows"):
         rnndyn.jacobians(cell, params, jnp.zeros((3, N)), jnp.zeros((2, M)))
 
