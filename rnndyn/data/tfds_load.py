@@ -1,0 +1,336 @@
+"""Real text datasets through tensorflow-datasets (no TensorFlow needed) or local files.
+
+:func:`load` reads a tfds dataset with ``tfds.data_source`` (array_record files, which
+work without TensorFlow), tokenises it with :func:`rnndyn.data.text.tokenize` and returns
+a :class:`Dataset`. :func:`load_local` does the same for a CSV or JSONL file of
+(text, label) rows, the route for the datasets tfds cannot build without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnndyn.data import text as text_lib
+from rnndyn.data.dataset import Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    text_fields: tuple[str, ...]  # "/"-separated paths into a tfds item, joined with ". "
+    label_field: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    ordered: bool = False
+    label_offset: int = 0  # subtracted from the raw label (star ratings 1..5 -> 0..4)
+
+
+SUPPORTED: dict[str, _Spec] = {
+    "imdb_reviews": _Spec(("text",), "label", 2, ("neg", "pos")),
+    "ag_news_subset": _Spec(
+        ("title", "description"), "label", 4, ("World", "Sports", "Business", "Sci/Tech")
+    ),
+    # Any config, e.g. "amazon_us_reviews/Books_v1_02"; 1-5 stars -> ordered classes 0-4.
+    "amazon_us_reviews": _Spec(
+        ("data/review_headline", "data/review_body"),
+        "data/star_rating",
+        5,
+        ("1", "2", "3", "4", "5"),
+        ordered=True,
+        label_offset=1,
+    ),
+}
+
+# Used by the studies but not buildable by tfds without TensorFlow (tfds 4.9).
+NEEDS_LOCAL: dict[str, str] = {
+    "yelp_polarity_reviews": "its tfds builder needs TensorFlow",
+    "goemotions": "its tfds builder needs TensorFlow",
+    "dbpedia": "tfds has no builder for it",
+    "yelp_review_full": "tfds has no builder for it",
+}
+
+# ---------------------------------------------------------------- public API
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    max_length: int = 400,
+    vocab_size: int = 20000,
+    min_count: int = 2,
+    vocab: Sequence[str] | None = None,
+    vocab_split: str = "train",
+    cache_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load a tfds text-classification dataset as a tokenised :class:`Dataset`.
+
+    Args:
+        name: one of ``SUPPORTED`` (``amazon_us_reviews`` takes a config,
+            ``"amazon_us_reviews/Books_v1_02"``).
+        split: tfds split string, e.g. ``"train"``, ``"test"``, ``"train[:10%]"``.
+        data_dir: tfds data directory; point it at a prepared copy when offline.
+        max_length: documents keep their first ``max_length`` tokens.
+        vocab_size, min_count: vocabulary cap (specials included) and minimum word count.
+        vocab: reuse this vocabulary (e.g. ``train.vocab`` for the test split); when
+            ``None`` it is built from ``vocab_split`` (the training split), so train and
+            test loaded separately still share it.
+        cache_dir: when given, processed arrays are saved there as ``.npz`` keyed by all
+            settings, and a later identical call reads them back without tfds.
+        download: let tfds download and prepare the data if missing.
+
+    Raises:
+        ValueError: unknown or unavailable name, bad settings.
+        RuntimeError: the data could not be downloaded/prepared, or tfds is missing.
+    """
+    spec = _spec(name)
+    _check_settings(max_length, vocab_size, min_count)
+    settings = {
+        "name": name,
+        "split": split,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+        "max_length": max_length,
+        "vocab": _vocab_key(vocab, vocab_size, min_count, vocab_split),
+        "tokenizer": text_lib.TOKENIZER_VERSION,
+    }
+    path = _cache_path(cache_dir, name, split, settings)
+    if path is not None and path.exists():
+        return _read_cache(path, spec, name, split)
+
+    docs, labels = _read_tfds(name, split, spec, data_dir, download)
+    if vocab is None:
+        vocab_docs = (
+            docs
+            if split == vocab_split
+            else _read_tfds(name, vocab_split, spec, data_dir, download)[0]
+        )
+        vocab = text_lib.build_vocab(vocab_docs, vocab_size=vocab_size, min_count=min_count)
+    ds = _dataset(docs, labels, vocab, spec, max_length, f"{name}:{split}")
+    if path is not None:
+        _write_cache(path, ds)
+    return ds
+
+
+def load_local(
+    path: str | os.PathLike,
+    text_field: str = "text",
+    label_field: str = "label",
+    *,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    ordered: bool = False,
+    label_offset: int = 0,
+    max_length: int = 400,
+    vocab_size: int = 20000,
+    min_count: int = 2,
+    vocab: Sequence[str] | None = None,
+) -> Dataset:
+    """Load a local CSV (with header) or JSONL file of (text, label) rows.
+
+    Labels are integers (minus ``label_offset``, e.g. 1 for 1-5 star ratings) or, when
+    ``class_names`` is given, either integers or the class names themselves. Without
+    ``class_names``, ``num_classes`` defaults to ``max label + 1``. The vocabulary is built
+    from this file unless ``vocab`` is given (pass the training set's for a test file).
+    """
+    path = Path(path)
+    _check_settings(max_length, vocab_size, min_count)
+    rows = _read_rows(path)
+    if not rows:
+        raise ValueError(f"{path} holds no rows; expected (text, label) records")
+    for field in (text_field, label_field):
+        if field not in rows[0]:
+            raise ValueError(f"{path} has no field {field!r}; fields are {sorted(rows[0])}")
+    names = tuple(class_names) if class_names is not None else None
+    labels = [_local_label(r[label_field], names, label_offset, path) for r in rows]
+    c = len(names) if names is not None else num_classes or max(labels) + 1
+    if c < 2:
+        raise ValueError(f"num_classes must be >= 2, got {c} (from {path})")
+    spec = _Spec((text_field,), label_field, c, names or tuple(str(i) for i in range(c)), ordered)
+    docs = [text_lib.tokenize(str(r[text_field] or "")) for r in rows]
+    if vocab is None:
+        vocab = text_lib.build_vocab(docs, vocab_size=vocab_size, min_count=min_count)
+    return _dataset(docs, labels, vocab, spec, max_length, str(path))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _spec(name: object) -> _Spec:
+    base = name.split("/")[0] if isinstance(name, str) else name
+    if base in NEEDS_LOCAL:
+        raise ValueError(
+            f"dataset {name!r} cannot be loaded through tensorflow-datasets here: "
+            f"{NEEDS_LOCAL[base]}. Install TensorFlow and use tfds directly, or export it to "
+            f"a CSV/JSONL of (text, label) and use rnndyn.data.load_local(path, ...)"
+        )
+    if base not in SUPPORTED:
+        raise ValueError(
+            f"unknown dataset {name!r}; supported: {sorted(SUPPORTED)} "
+            f"(use rnndyn.data.load_local for others)"
+        )
+    return SUPPORTED[base]
+
+
+def _check_settings(max_length: object, vocab_size: object, min_count: object) -> None:
+    for arg, value, lo in (("max_length", max_length, 1), ("vocab_size", vocab_size, 3)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ValueError(f"{arg} must be an integer >= {lo}, got {value!r}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+
+
+def _vocab_key(
+    vocab: Sequence[str] | None, vocab_size: int, min_count: int, vocab_split: str
+) -> Any:
+    if vocab is None:
+        return {"size": vocab_size, "min_count": min_count, "split": vocab_split}
+    return hashlib.sha256("\n".join(vocab).encode()).hexdigest()
+
+
+def _cache_path(
+    cache_dir: str | os.PathLike | None, name: str, split: str, settings: dict
+) -> Path | None:
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    slug = "".join(ch if ch.isalnum() else "_" for ch in f"{name}-{split}")
+    return Path(cache_dir) / f"{slug}-{digest}.npz"
+
+
+def _write_cache(path: Path, ds: Dataset) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")  # write then rename: no half-written cache files
+    np.savez(tmp, tokens=ds.tokens, lengths=ds.lengths, labels=ds.labels, vocab=np.array(ds.vocab))
+    tmp.replace(path)
+
+
+def _read_cache(path: Path, spec: _Spec, name: str, split: str) -> Dataset:
+    with np.load(path, allow_pickle=False) as z:
+        return Dataset(
+            tokens=z["tokens"],
+            lengths=z["lengths"],
+            labels=z["labels"],
+            vocab=tuple(str(w) for w in z["vocab"]),
+            num_classes=spec.num_classes,
+            ordered=spec.ordered,
+            class_names=spec.class_names,
+            name=f"{name}:{split}",
+        )
+
+
+def _data_source(name: str, split: str, data_dir: Any, download: bool) -> Sequence[Any]:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as err:
+        raise RuntimeError(
+            "rnndyn.data.load needs tensorflow-datasets: pip install 'rnndyn[data]'"
+        ) from err
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+    except Exception as err:  # tfds raises many types (ConnectionError, DownloadError, ...)
+        where = f"data_dir={str(data_dir)!r}" if data_dir is not None else "the default data_dir"
+        raise RuntimeError(
+            f"could not download or prepare dataset {name!r} split {split!r} in {where} "
+            f"({type(err).__name__}: {err}). Without network access, prepare it on a "
+            f"connected machine (tfds.data_source(..., ) with file_format 'array_record') "
+            f"and pass data_dir=<that directory>, or use rnndyn.data.load_local"
+        ) from err
+
+
+def _read_tfds(
+    name: str, split: str, spec: _Spec, data_dir: Any, download: bool
+) -> tuple[list[list[str]], list[int]]:
+    source = _data_source(name, split, data_dir, download)
+    docs, labels = [], []
+    # One item at a time: slices fail on mocked sources (METHODS.md sec. 6).
+    for i in range(len(source)):
+        item = source[i]
+        parts = [_as_text(_get(item, f)) for f in spec.text_fields]
+        docs.append(text_lib.tokenize(". ".join(p for p in parts if p)))
+        labels.append(_tfds_label(_get(item, spec.label_field), spec, name, i))
+    return docs, labels
+
+
+def _get(item: Any, path: str) -> Any:
+    for part in path.split("/"):
+        item = item[part]
+    return item
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _tfds_label(value: Any, spec: _Spec, name: str, i: int) -> int:
+    label = int(np.asarray(value)) - spec.label_offset
+    if not 0 <= label < spec.num_classes:
+        raise ValueError(
+            f"{name} example {i} has {spec.label_field}={int(np.asarray(value))}, expected "
+            f"{spec.label_offset}..{spec.label_offset + spec.num_classes - 1} "
+            f"(unlabelled splits such as 'unsupervised' cannot be loaded)"
+        )
+    return label
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise ValueError(f"path {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    if suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    raise ValueError(f"path {str(path)!r} must end in .csv, .jsonl or .json (JSON lines)")
+
+
+def _local_label(value: Any, names: tuple[str, ...] | None, offset: int, path: Path) -> int:
+    if names is not None and str(value) in names:
+        return names.index(str(value))
+    try:
+        label = int(value) - offset
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path}: label {value!r} is neither an integer nor one of class_names {names}"
+        ) from err
+    if label < 0 or (names is not None and label >= len(names)):
+        raise ValueError(f"{path}: label {value!r} (minus offset {offset}) is out of range")
+    return label
+
+
+def _dataset(
+    docs: list[list[str]],
+    labels: list[int],
+    vocab: Sequence[str],
+    spec: _Spec,
+    max_length: int,
+    name: str,
+) -> Dataset:
+    if not docs:
+        raise ValueError(f"{name} holds no examples")
+    tokens, lengths = text_lib.encode(docs, vocab, max_length=max_length)
+    return Dataset(
+        tokens=tokens,
+        lengths=lengths,
+        labels=np.asarray(labels, dtype=np.int32),
+        vocab=tuple(vocab),
+        num_classes=spec.num_classes,
+        ordered=spec.ordered,
+        class_names=spec.class_names,
+        name=name,
+    )
