@@ -45,6 +45,9 @@ __all__ = [
 #: Batches are padded in time to a multiple of this, so jit compiles a few shapes only.
 TIME_BUCKET = 32
 
+#: Length bucketing sorts examples within chunks of this many batches.
+BUCKET_BATCHES = 50
+
 _SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -214,13 +217,26 @@ def _batch(data: Any, index: np.ndarray, batch_size: int) -> dict[str, np.ndarra
 def _train_batches(
     data: Any, batch_size: int, steps: int, rng: np.random.Generator
 ) -> Iterator[dict[str, np.ndarray]]:
-    """``steps`` shuffled batches; each epoch is a fresh permutation, the tail is dropped."""
-    n = len(data.lengths)
+    """``steps`` shuffled batches; each epoch is a fresh permutation, the tail is dropped.
+
+    Within chunks of ``BUCKET_BATCHES`` batches, examples are sorted by length (less
+    padding, so faster steps), then the batch order is shuffled.
+    """
+    lengths = np.asarray(data.lengths)
+    n = len(lengths)
     batch_size = min(batch_size, n)
+    chunk = batch_size * BUCKET_BATCHES
     done = 0
     while True:
         order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1, batch_size):
+        order = np.concatenate(
+            [
+                p[np.argsort(lengths[p], kind="stable")]
+                for p in np.split(order, range(chunk, n, chunk))
+            ]
+        )
+        starts = rng.permutation(np.arange(0, n - batch_size + 1, batch_size))
+        for start in starts:
             if done == steps:
                 return
             yield _batch(data, order[start : start + batch_size], batch_size)

@@ -1,0 +1,233 @@
+"""The ``rnndyn`` command line: ``rnndyn train --dataset ... --cell ... --out ...``.
+
+Trains a classifier, prints the final test accuracy and the checkpoint path, and writes
+a checkpoint that ``rnndyn.train.load_checkpoint`` restores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rnndyn.models import CELLS
+
+__all__ = ["main", "build_parser", "SYNTHETIC"]
+
+#: Synthetic datasets: CLI name -> generator name in ``rnndyn.data.synthetic``.
+SYNTHETIC = {
+    "synthetic-sentiment": "sentiment",
+    "synthetic-categorical": "categorical",
+    "synthetic-ordered": "ordered",
+    "synthetic-multilabel": "multilabel",
+}
+#: Real datasets (tensorflow-datasets names); loaded by ``rnndyn.data.load``.
+REAL = ("imdb_reviews", "ag_news_subset", "yelp_polarity_reviews", "goemotions")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnndyn`` (every flag documented in ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="rnndyn", description="Train and reverse engineer recurrent text classifiers."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    t = sub.add_parser(
+        "train",
+        help="train a classifier and write a checkpoint",
+        description="Train an RNN text classifier; print the test accuracy and write a "
+        "checkpoint (params.msgpack + checkpoint.json) to --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = t.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default="synthetic-sentiment",
+        help="dataset: one of " + ", ".join(list(SYNTHETIC) + list(REAL)) + " (real datasets "
+        "need tensorflow-datasets and a prepared or downloadable copy)",
+    )
+    data.add_argument(
+        "--num-classes",
+        type=int,
+        default=3,
+        help="classes (synthetic-categorical, synthetic-ordered) or labels "
+        "(synthetic-multilabel); ignored otherwise",
+    )
+    data.add_argument(
+        "--num-examples",
+        type=int,
+        default=4000,
+        help="training examples to generate (synthetic datasets)",
+    )
+    data.add_argument(
+        "--num-test-examples",
+        type=int,
+        default=1000,
+        help="test examples to generate (synthetic datasets)",
+    )
+    data.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="maximum tokens per document: real data are truncated to it (default 400); "
+        "synthetic documents get lengths in [max_length/2, max_length] (default 20-40)",
+    )
+    data.add_argument(
+        "--vocab-size",
+        type=int,
+        default=20000,
+        help="vocabulary size incl. <pad> and <unk> (real datasets; synthetic vocabularies "
+        "are fixed by the task)",
+    )
+    data.add_argument(
+        "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
+    )
+
+    model = t.add_argument_group("model")
+    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(sorted(CELLS)))
+    model.add_argument("--hidden", type=int, default=128, help="hidden units N of the cell")
+    model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
+
+    opt = t.add_argument_group("training")
+    opt.add_argument("--steps", type=int, default=400, help="optimiser steps")
+    opt.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="passes over the training set (overrides --steps)",
+    )
+    opt.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    opt.add_argument("--learning-rate", type=float, default=1e-2, help="peak Adam learning rate")
+    opt.add_argument("--warmup-steps", type=int, default=20, help="linear warm-up steps")
+    opt.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("constant", "cosine", "linear"),
+        help="learning-rate decay after warm-up",
+    )
+    opt.add_argument(
+        "--clip-norm", type=float, default=1.0, help="clip gradients to this global norm (0: off)"
+    )
+    opt.add_argument("--l2", type=float, default=0.0, help="L2 penalty on weight matrices")
+    opt.add_argument(
+        "--eval-every", type=int, default=0, help="evaluate every this many steps (0: at the end)"
+    )
+    opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
+
+    out = t.add_argument_group("output")
+    out.add_argument(
+        "--out", default=None, help="checkpoint directory (default runs/<dataset>_<cell>)"
+    )
+    out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.dataset not in SYNTHETIC and args.dataset not in REAL:
+        raise ValueError(
+            f"unknown dataset {args.dataset!r}; expected one of {list(SYNTHETIC) + list(REAL)}"
+        )
+    if args.cell.lower() not in CELLS:
+        raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
+    for name in ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.max_length is not None and args.max_length < 1:
+        raise ValueError(f"--max-length must be >= 1, got {args.max_length}")
+
+
+def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
+    """Train and test ``rnndyn.data.Dataset`` for the parsed arguments."""
+    import jax
+
+    from rnndyn import data
+
+    if args.dataset in SYNTHETIC:
+        kind = SYNTHETIC[args.dataset]
+        gen = getattr(data.synthetic, kind)
+        kw: dict[str, Any] = {}
+        if args.max_length is not None:
+            kw["length"] = (max(1, args.max_length // 2), args.max_length)
+        extra = () if kind == "sentiment" else (args.num_classes,)
+        # Different keys, same vocabulary: the vocabulary depends only on the task's sizes.
+        k_train, k_test = jax.random.split(key)
+        train = gen(k_train, *extra, args.num_examples, **kw)
+        test = gen(k_test, *extra, args.num_test_examples, **kw)
+        return train, test
+    max_length = 400 if args.max_length is None else args.max_length
+    train = data.load(
+        args.dataset,
+        "train",
+        vocab_size=args.vocab_size,
+        max_length=max_length,
+        data_dir=args.data_dir,
+    )
+    test = data.load(
+        args.dataset, "test", vocab=train.vocab, max_length=max_length, data_dir=args.data_dir
+    )
+    return train, test
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``rnndyn train``: returns the exit status."""
+    import jax
+
+    from rnndyn.models import Classifier, make_cell
+    from rnndyn.train import TrainConfig, save_checkpoint, train
+
+    _check_args(args)
+    config = TrainConfig(
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        schedule=args.schedule,
+        clip_norm=args.clip_norm or None,
+        l2=args.l2,
+        eval_every=args.eval_every,
+    )
+    k_data, k_train = jax.random.split(jax.random.key(args.seed))
+    t0 = time.perf_counter()
+    train_data, test_data = load_data(args, k_data)
+    model = Classifier(
+        cell=make_cell(args.cell, args.hidden),
+        vocab_size=len(train_data.vocab),
+        embed_size=args.embed_size,
+        num_classes=train_data.num_classes,
+        multilabel=bool(train_data.multilabel),
+    )
+    result = train(model, train_data, test_data, key=k_train, config=config, verbose=not args.quiet)
+    accuracy = result.history["test_accuracy"][-1]
+    out = args.out or os.path.join("runs", f"{args.dataset}_{args.cell.lower()}")
+    metadata = {
+        "dataset": args.dataset,
+        "args": {k: v for k, v in vars(args).items() if k != "func"},
+        "test_accuracy": accuracy,
+        "test_loss": result.history["test_loss"][-1],
+        "train_seconds": time.perf_counter() - t0,
+        "history": result.history,
+    }
+    path = save_checkpoint(
+        out, model, result.params, vocab=train_data.vocab, config=config, metadata=metadata
+    )
+    print(f"test accuracy: {accuracy:.4f}")
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rnndyn`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return run_train(args)
+    except ValueError as err:  # bad arguments or data: a clear message, no traceback
+        print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")
+    return 2
