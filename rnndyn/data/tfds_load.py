@@ -235,15 +235,20 @@ def _data_source(name: str, split: str, data_dir: Any, download: bool) -> Sequen
         raise RuntimeError(
             "rnndyn.data.load needs tensorflow-datasets: pip install 'rnndyn[data]'"
         ) from err
+    where = f"data_dir={str(data_dir)!r}" if data_dir is not None else "the default data_dir"
+    how = (
+        "Without network access, prepare it on a connected machine with "
+        "tfds.data_source(name, split=..., data_dir=DIR) (it writes array_record files), copy "
+        "DIR here and pass data_dir=DIR, or use rnndyn.data.load_local"
+    )
+    if not download and not tfds.builder(name, data_dir=data_dir).is_prepared():
+        raise RuntimeError(f"dataset {name!r} is not prepared in {where} and download=False. {how}")
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=download)
     except Exception as err:  # tfds raises many types (ConnectionError, DownloadError, ...)
-        where = f"data_dir={str(data_dir)!r}" if data_dir is not None else "the default data_dir"
         raise RuntimeError(
             f"could not download or prepare dataset {name!r} split {split!r} in {where} "
-            f"({type(err).__name__}: {err}). Without network access, prepare it on a "
-            f"connected machine (tfds.data_source(..., ) with file_format 'array_record') "
-            f"and pass data_dir=<that directory>, or use rnndyn.data.load_local"
+            f"({type(err).__name__}: {err}). {how}"
         ) from err
 
 
