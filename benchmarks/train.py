@@ -1,0 +1,123 @@
+"""Training throughput (tokens/s) of rnndyn classifiers vs a flax.linen ``nn.RNN`` baseline.
+
+Both sides run the same jitted step: embedding -> RNN over a padded batch -> linear
+readout of the last real state -> softmax cross-entropy -> Adam update. Warm-up steps
+(compilation included) are excluded from the timing.
+
+    python benchmarks/train.py               # GRU and LSTM, hidden 128 and 256
+    python benchmarks/train.py --steps 50 --hidden 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnndyn.models import Classifier, make_cell
+
+VOCAB, EMBED, CLASSES = 1000, 64, 2
+
+
+class FlaxClassifier(nn.Module):
+    """The same model in plain flax: nn.Embed -> nn.RNN(cell) -> nn.Dense."""
+
+    cell: str
+    hidden: int
+
+    @nn.compact
+    def __call__(self, tokens, lengths):
+        x = nn.Embed(VOCAB, EMBED)(tokens)
+        cell = (nn.GRUCell if self.cell == "gru" else nn.LSTMCell)(features=self.hidden)
+        carry, _ = nn.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
+        h = carry if self.cell == "gru" else carry[1]  # LSTMCell carry is (c, h)
+        return nn.Dense(CLASSES)(h)
+
+
+def _batch(key: jax.Array, batch: int, length: int) -> dict[str, jax.Array]:
+    k_tok, k_len, k_lab = jax.random.split(key, 3)
+    tokens = jax.random.randint(k_tok, (batch, length), 2, VOCAB)
+    lengths = jax.random.randint(k_len, (batch,), length // 2, length + 1)
+    mask = jnp.arange(length)[None, :] < lengths[:, None]
+    return {
+        "tokens": jnp.where(mask, tokens, 0),
+        "mask": mask,
+        "lengths": lengths,
+        "labels": jax.random.randint(k_lab, (batch,), 0, CLASSES),
+    }
+
+
+def _step_fn(loss_fn: Callable, params) -> tuple[Callable, object]:
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, opt_state, batch):
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step, opt.init(params)
+
+
+def rnndyn_step(cell: str, hidden: int, key: jax.Array, batch: dict):
+    model = Classifier(make_cell(cell, hidden), VOCAB, EMBED, CLASSES)
+    params = model.init(key)
+    step, state = _step_fn(lambda p, b: model.loss(p, b["tokens"], b["mask"], b["labels"]), params)
+    return step, params, state
+
+
+def flax_step(cell: str, hidden: int, key: jax.Array, batch: dict):
+    module = FlaxClassifier(cell, hidden)
+    params = module.init(key, batch["tokens"], batch["lengths"])
+
+    def loss(p, b):
+        logits = module.apply(p, b["tokens"], b["lengths"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, b["labels"]).mean()
+
+    step, state = _step_fn(loss, params)
+    return step, params, state
+
+
+def throughput(make: Callable, cell: str, hidden: int, batch: dict, steps: int, warmup: int):
+    """Tokens per second (padded tokens, B*T per step) over ``steps`` timed steps."""
+    step, params, state = make(cell, hidden, jax.random.key(0), batch)
+    for _ in range(warmup):  # compile and warm caches
+        params, state, loss = step(params, state, batch)
+    jax.block_until_ready(loss)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        params, state, loss = step(params, state, batch)
+    jax.block_until_ready(loss)
+    elapsed = time.perf_counter() - t0
+    return batch["tokens"].size * steps / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--length", type=int, default=200)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--cells", nargs="+", default=["gru", "lstm"], choices=["gru", "lstm"])
+    args = parser.parse_args()
+
+    batch = _batch(jax.random.key(1), args.batch_size, args.length)
+    print(f"device: {jax.devices()[0].device_kind}; batch {args.batch_size}, length {args.length}")
+    print(f"{'cell':<6}{'hidden':>7}{'rnndyn tok/s':>15}{'flax nn.RNN tok/s':>20}{'ratio':>8}")
+    for cell in args.cells:
+        for hidden in args.hidden:
+            ours = throughput(rnndyn_step, cell, hidden, batch, args.steps, args.warmup)
+            base = throughput(flax_step, cell, hidden, batch, args.steps, args.warmup)
+            print(
+                f"{cell:<6}{hidden:>7}{ours:>15,.0f}{base:>20,.0f}{ours / base:>8.2f}", flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()
