@@ -208,18 +208,21 @@ def test_multilabel_needs_negative_modifier():
     drop=st.booleans(),
     bucket=st.booleans(),
     shuffle=st.booleans(),
+    multiple=st.integers(1, 9),
 )
-def test_batches_cover_every_example_once(n, batch, drop, bucket, shuffle):
+def test_batches_cover_every_example_once(n, batch, drop, bucket, shuffle, multiple):
     ds = synthetic.categorical(KEY, 3, n, length=(1, 12))
     seen = []
-    for b in ds.batches(
-        batch, key=jax.random.key(n), drop_remainder=drop, bucket=bucket, shuffle=shuffle
-    ):
+    opts = {"drop_remainder": drop, "bucket": bucket, "shuffle": shuffle}
+    for b in ds.batches(batch, key=jax.random.key(n), width_multiple=multiple, **opts):
         assert set(b) == {"tokens", "mask", "labels"}
         assert b["tokens"].dtype == np.int32 and b["mask"].dtype == bool
         assert b["tokens"].shape == b["mask"].shape
         assert b["mask"][:, 0].all()
-        assert b["tokens"].shape[1] == b["mask"].sum(1).max()  # trimmed to longest
+        longest = b["mask"].sum(1).max()
+        width = b["tokens"].shape[1]
+        assert longest <= width <= ds.tokens.shape[1]
+        assert width == ds.tokens.shape[1] or (width % multiple == 0 and width - longest < multiple)
         assert np.all(b["tokens"][~b["mask"]] == 0)
         assert len(b["labels"]) <= batch and (not drop or len(b["labels"]) == batch)
         seen.append(b)
@@ -236,7 +239,7 @@ def test_batches_order_and_bucketing():
     idx = dataclasses.replace(ds, labels=np.zeros(400, np.int32))
     unshuffled = [b["tokens"] for b in ds.batches(400, shuffle=False, bucket=False)]
     np.testing.assert_array_equal(unshuffled[0], ds.tokens)
-    bucketed = list(idx.batches(8, key=KEY))
+    bucketed = list(idx.batches(8, key=KEY, width_multiple=1))
     widths = [b["tokens"].shape[1] for b in bucketed]
     assert np.mean(widths) < 0.75 * 40  # bucketing trims padding
     a = [b["tokens"] for b in ds.batches(8, key=jax.random.key(1))]
@@ -248,6 +251,8 @@ def test_batches_bad_batch_size():
     ds = synthetic.sentiment(KEY, 10)
     with pytest.raises(ValueError, match="batch_size"):
         next(ds.batches(0))
+    with pytest.raises(ValueError, match="width_multiple"):
+        next(ds.batches(4, width_multiple=0))
 
 
 def test_subset_and_mask():

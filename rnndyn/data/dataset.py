@@ -88,11 +88,14 @@ class Dataset:
         shuffle: bool = True,
         drop_remainder: bool = False,
         bucket: bool = True,
+        width_multiple: int = 16,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Yield every example once, as dicts of numpy arrays.
 
         Each dict has ``tokens`` (b, T') int32, ``mask`` (b, T') bool and ``labels`` (b,)
-        (or (b, L)). T' is the longest length in the batch. With ``bucket``, examples are
+        (or (b, L)). T' is the longest length in the batch rounded up to a multiple of
+        ``width_multiple`` (capped at T): few distinct shapes, so few jit recompilations;
+        ``width_multiple=1`` trims exactly. With ``bucket``, examples are
         sorted by length within chunks of 50 batches (less padding) and, with ``shuffle``,
         the batch order is then shuffled. ``key`` seeds the shuffle; ``None`` means
         ``jax.random.key(0)``, so pass a fresh key per epoch for new orders.
@@ -101,10 +104,16 @@ class Dataset:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(width_multiple, bool) or not isinstance(width_multiple, (int, np.integer)):
+            raise ValueError(f"width_multiple must be an integer >= 1, got {width_multiple!r}")
+        if width_multiple < 1:
+            raise ValueError(f"width_multiple must be an integer >= 1, got {width_multiple!r}")
+        t = self.tokens.shape[1]
         for idx in _batch_indices(
             self.lengths, int(batch_size), key, shuffle, drop_remainder, bucket
         ):
-            width = max(int(self.lengths[idx].max()), 1)
+            longest = int(self.lengths[idx].max())
+            width = min(-(-longest // width_multiple) * width_multiple, t)
             lengths = self.lengths[idx]
             yield {
                 "tokens": self.tokens[idx, :width],
