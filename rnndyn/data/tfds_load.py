@@ -204,7 +204,7 @@ def _cache_path(
         return None
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     slug = "".join(ch if ch.isalnum() else "_" for ch in f"{name}-{split}")
-    return Path(cache_dir) / f"{slug}-{digest}.npz"
+    return Path(cache_dir).expanduser() / f"{slug}-{digest}.npz"
 
 
 def _write_cache(path: Path, ds: Dataset) -> None:
