@@ -214,3 +214,18 @@ def test_load_local_errors(tmp_path):
     path.write_text("text,label\nx,maybe\n", encoding="utf-8")
     with pytest.raises(ValueError, match="maybe"):
         data.load_local(path)
+
+
+def test_load_local_multilabel(tmp_path):
+    path = tmp_path / "emo.jsonl"
+    rows = [
+        {"text": "so happy and grateful", "labels": [0, 2]},
+        {"text": "fine", "labels": []},
+        {"text": "angry", "labels": "1"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    ds = data.load_local(path, label_field="labels", multilabel=True, num_classes=3, min_count=1)
+    assert ds.multilabel and ds.num_classes == 3
+    np.testing.assert_array_equal(ds.labels, [[1, 0, 1], [0, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match="num_classes=2"):
+        data.load_local(path, label_field="labels", multilabel=True, num_classes=2)

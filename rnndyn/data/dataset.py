@@ -16,7 +16,8 @@ PAD_ID, UNK_ID = 0, 1
 BUCKET_BATCHES = 50
 
 
-@dataclasses.dataclass(frozen=True)
+# eq=False: identity equality and hashing (field-wise == is ambiguous for arrays).
+@dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
     """A tokenised text-classification set.
 

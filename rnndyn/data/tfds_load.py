@@ -31,6 +31,7 @@ class _Spec:
     class_names: tuple[str, ...]
     ordered: bool = False
     label_offset: int = 0  # subtracted from the raw label (star ratings 1..5 -> 0..4)
+    multilabel: bool = False
 
 
 SUPPORTED: dict[str, _Spec] = {
@@ -129,6 +130,7 @@ def load_local(
     class_names: Sequence[str] | None = None,
     num_classes: int | None = None,
     ordered: bool = False,
+    multilabel: bool = False,
     label_offset: int = 0,
     max_length: int = 400,
     vocab_size: int = 20000,
@@ -141,6 +143,10 @@ def load_local(
     ``class_names`` is given, either integers or the class names themselves. Without
     ``class_names``, ``num_classes`` defaults to ``max label + 1``. The vocabulary is built
     from this file unless ``vocab`` is given (pass the training set's for a test file).
+
+    With ``multilabel``, each label field holds a JSON list or a comma-separated string of
+    such labels (empty: none present) and the result has (B, L) {0, 1} labels, e.g. for
+    GoEmotions exported to JSONL.
     """
     path = Path(path)
     _check_settings(max_length, vocab_size, min_count)
@@ -151,11 +157,28 @@ def load_local(
         if field not in rows[0]:
             raise ValueError(f"{path} has no field {field!r}; fields are {sorted(rows[0])}")
     names = tuple(class_names) if class_names is not None else None
-    labels = [_local_label(r[label_field], names, label_offset, path) for r in rows]
-    c = len(names) if names is not None else num_classes or max(labels) + 1
-    if c < 2:
-        raise ValueError(f"num_classes must be >= 2, got {c} (from {path})")
-    spec = _Spec((text_field,), label_field, c, names or tuple(str(i) for i in range(c)), ordered)
+    if multilabel:
+        sets = [
+            [_local_label(v, names, label_offset, path) for v in _label_list(r[label_field])]
+            for r in rows
+        ]
+        c = (
+            len(names)
+            if names is not None
+            else num_classes or max(max(x, default=0) for x in sets) + 1
+        )
+        if any(v >= c for x in sets for v in x):
+            raise ValueError(f"{path}: a label is >= num_classes={c}")
+        labels = np.zeros((len(rows), c), np.int32)
+        for i, x in enumerate(sets):
+            labels[i, x] = 1
+    else:
+        labels = [_local_label(r[label_field], names, label_offset, path) for r in rows]
+        c = len(names) if names is not None else num_classes or max(labels) + 1
+        if c < 2:
+            raise ValueError(f"num_classes must be >= 2, got {c} (from {path})")
+    class_names = names or tuple(str(i) for i in range(c))
+    spec = _Spec((text_field,), label_field, c, class_names, ordered, multilabel=multilabel)
     docs = [text_lib.tokenize(str(r[text_field] or "")) for r in rows]
     if vocab is None:
         vocab = text_lib.build_vocab(docs, vocab_size=vocab_size, min_count=min_count)
@@ -304,6 +327,14 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     raise ValueError(f"path {str(path)!r} must end in .csv, .jsonl or .json (JSON lines)")
 
 
+def _label_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
 def _local_label(value: Any, names: tuple[str, ...] | None, offset: int, path: Path) -> int:
     if names is not None and str(value) in names:
         return names.index(str(value))
@@ -320,7 +351,7 @@ def _local_label(value: Any, names: tuple[str, ...] | None, offset: int, path: P
 
 def _dataset(
     docs: list[list[str]],
-    labels: list[int],
+    labels: Sequence[int] | np.ndarray,
     vocab: Sequence[str],
     spec: _Spec,
     max_length: int,
@@ -335,6 +366,7 @@ def _dataset(
         labels=np.asarray(labels, dtype=np.int32),
         vocab=tuple(vocab),
         num_classes=spec.num_classes,
+        multilabel=spec.multilabel,
         ordered=spec.ordered,
         class_names=spec.class_names,
         name=name,
