@@ -24,8 +24,18 @@ SYNTHETIC = {
     "synthetic-ordered": "ordered",
     "synthetic-multilabel": "multilabel",
 }
-#: Real datasets (tensorflow-datasets names); loaded by ``rnndyn.data.load``.
-REAL = ("imdb_reviews", "ag_news_subset", "yelp_polarity_reviews", "goemotions")
+
+
+def _real_names() -> tuple[str, ...]:
+    """tensorflow-datasets names that ``rnndyn.data.load`` supports."""
+    from rnndyn.data import SUPPORTED
+
+    return tuple(SUPPORTED)
+
+
+def _is_real(name: str) -> bool:
+    # tfds names may carry a config: "amazon_us_reviews/Books_v1_02"
+    return name.split("/")[0] in _real_names()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--dataset",
         default="synthetic-sentiment",
-        help="dataset: one of " + ", ".join(list(SYNTHETIC) + list(REAL)) + " (real datasets "
-        "need tensorflow-datasets and a prepared or downloadable copy)",
+        help="dataset: one of " + ", ".join(list(SYNTHETIC) + list(_real_names())) + " (real "
+        "datasets need tensorflow-datasets and a prepared or downloadable copy; "
+        "amazon_us_reviews takes a config, e.g. amazon_us_reviews/Books_v1_02)",
     )
     data.add_argument(
         "--num-classes",
@@ -84,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
+    )
+    data.add_argument(
+        "--cache-dir",
+        default=None,
+        help="cache tokenised real datasets here as .npz, so later runs skip tfds",
     )
 
     model = t.add_argument_group("model")
@@ -126,9 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.dataset not in SYNTHETIC and args.dataset not in REAL:
+    if args.dataset not in SYNTHETIC and not _is_real(args.dataset):
+        from rnndyn.data.tfds_load import NEEDS_LOCAL
+
+        if args.dataset in NEEDS_LOCAL:
+            raise ValueError(
+                f"dataset {args.dataset!r} cannot be loaded by the CLI: "
+                f"{NEEDS_LOCAL[args.dataset]}; convert it to CSV/JSONL and use "
+                "rnndyn.data.load_local with rnndyn.train.train from Python"
+            )
         raise ValueError(
-            f"unknown dataset {args.dataset!r}; expected one of {list(SYNTHETIC) + list(REAL)}"
+            f"unknown dataset {args.dataset!r}; expected one of "
+            f"{list(SYNTHETIC) + list(_real_names())}"
         )
     if args.cell.lower() not in CELLS:
         raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
@@ -164,9 +189,15 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
         vocab_size=args.vocab_size,
         max_length=max_length,
         data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
     )
     test = data.load(
-        args.dataset, "test", vocab=train.vocab, max_length=max_length, data_dir=args.data_dir
+        args.dataset,
+        "test",
+        vocab=train.vocab,
+        max_length=max_length,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
     )
     return train, test
 
@@ -202,7 +233,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     result = train(model, train_data, test_data, key=k_train, config=config, verbose=not args.quiet)
     accuracy = result.history["test_accuracy"][-1]
-    out = args.out or os.path.join("runs", f"{args.dataset}_{args.cell.lower()}")
+    run_name = f"{args.dataset.replace('/', '-')}_{args.cell.lower()}"
+    out = args.out or os.path.join("runs", run_name)
     metadata = {
         "dataset": args.dataset,
         "args": {k: v for k, v in vars(args).items() if k != "func"},
@@ -229,5 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # bad arguments or data: a clear message, no traceback
         print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # e.g. a dataset that could not be downloaded or prepared
+        print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
