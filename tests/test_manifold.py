@@ -224,6 +224,18 @@ def _ordered(rng, c, b=3000, t=40):
     return ids, np.searchsorted(edges, s, side="right"), 5
 
 
+def _neighbour_shared(rng, c, rho=0.8, b=3000, t=40):
+    """``_categorical`` where each word also counts ``rho`` times for the neighbouring
+    classes ``k ± 1``: an ordered variant with strongly shared evidence."""
+    val = np.tile([2, 1, 0, -1], c)
+    cls = np.repeat(np.arange(c), 4)
+    ids = rng.integers(0, 4 * c, (b, t))
+    own = np.zeros((b, c))
+    np.add.at(own, (np.repeat(np.arange(b), t), cls[ids].ravel()), val[ids].ravel())
+    scores = own @ (np.eye(c) + rho * (np.eye(c, k=1) + np.eye(c, k=-1)))
+    return ids, np.argmax(scores + 1e-3 * rng.random((b, c)), axis=1), 4 * c
+
+
 def _multilabel(rng, n_labels, b=3000, t=40):
     """Each label has a positive and a negative word; four neutral words."""
     v = 2 * n_labels + 4
@@ -277,6 +289,15 @@ def test_predict_dimension_evidence_has_known_signs():
 @pytest.mark.parametrize("c", [3, 4])
 def test_predict_dimension_ordered_is_lower(c):
     ids, y, v = _ordered(np.random.default_rng(20 + c), c)
+    for method in ["class_means", "bow"]:
+        r = mf.predict_dimension(ids, y, v, method=method)
+        assert r.dimension < c - 1
+        assert r.participation_ratio < c - 1.5
+
+
+@pytest.mark.parametrize("c", [4, 5])
+def test_predict_dimension_neighbour_shared_evidence_is_lower(c):
+    ids, y, v = _neighbour_shared(np.random.default_rng(30 + c), c)
     for method in ["class_means", "bow"]:
         r = mf.predict_dimension(ids, y, v, method=method)
         assert r.dimension < c - 1
