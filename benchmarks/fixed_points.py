@@ -8,6 +8,7 @@ points, mostly saddles (the "distinct" column counts those found).
 
     python benchmarks/fixed_points.py                 # N = 64, 256, 1024
     python benchmarks/fixed_points.py --sizes 256 --points 1024
+    python benchmarks/fixed_points.py --sizes 1024 --max-steps 6000 --learning-rate 3e-2
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def random_gru(n: int, input_size: int, gain: float, key: jax.Array):
     return cell, params
 
 
-def run(n: int, k: int, max_steps: int, gain: float, seed: int) -> dict:
+def run(n: int, k: int, max_steps: int, gain: float, seed: int, lr: float) -> dict:
     key = jax.random.key(seed)
     cell, params = random_gru(n, 8, gain, key)
     h0 = jax.random.uniform(jax.random.fold_in(key, 1), (k, n), minval=-1.0, maxval=1.0)
     x = jnp.zeros(8)
-    kwargs = dict(tol=1e-10, max_steps=max_steps)
+    kwargs = dict(tol=1e-10, max_steps=max_steps, learning_rate=lr)
 
     # compile once per configuration, then time the runs themselves
     for polish in (0, 10):
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1024, help="initial states per search")
     ap.add_argument("--max-steps", type=int, default=2000)
     ap.add_argument("--gain", type=float, default=2.0)
+    ap.add_argument("--learning-rate", type=float, default=1e-2, help="Adam step size")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"backend: {jax.default_backend()}  devices: {jax.devices()}")
@@ -83,7 +85,7 @@ def main() -> None:
     for n in args.sizes:
         # the Newton polish costs O(N^3) per point: fewer points at N = 1024 on a CPU
         k = args.points if n <= 256 or jax.default_backend() != "cpu" else args.points // 8
-        r = run(n, k, args.max_steps, args.gain, args.seed)
+        r = run(n, k, args.max_steps, args.gain, args.seed, args.learning_rate)
         print(
             f"{r['N']:>10d} {r['K']:>10d} {r['steps']:>10d} {r['ms/step']:>10.2f} "
             f"{r['total s']:>10.2f} {r['converged']:>10d} {r['points/s']:>10.1f} "

@@ -10,7 +10,7 @@ Core API::
     values, right, left = rnndyn.eig(j_rec)
 """
 
-from rnndyn import cells, fixed_points, linearize
+from rnndyn import cells, data, fixed_points, linearize
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
@@ -33,6 +33,7 @@ __all__ = [
     "FixedPoints",
     "Vanilla",
     "cells",
+    "data",
     "eig",
     "find_fixed_points",
     "fixed_points",
