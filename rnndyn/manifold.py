@@ -423,7 +423,10 @@ def tangent_alignment(
     _check_int("k", k, manifold_dim + 1)
     if k > x.shape[0]:
         raise ValueError(f"k={k} exceeds the number of points K={x.shape[0]}")
-    d2 = np.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    # Gram form: O(K² + K D) memory instead of a (K, K, D) difference tensor.
+    sq = np.sum(x**2, axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.fill_diagonal(d2, -np.inf)  # each point is its own first neighbour
     neighbours = np.argsort(d2, axis=1, kind="stable")[:, :k]
     out = np.empty(x.shape[0])
     for i, idx in enumerate(neighbours):
@@ -522,7 +525,8 @@ def word_counts(
         )
     _check_int("vocab_size", vocab_size, 1)
     keep = _token_mask(ids.shape, mask, lengths)
-    if np.any((ids < 0) | (ids >= vocab_size)) and np.any(keep & ((ids < 0) | (ids >= vocab_size))):
+    # Ids outside the vocabulary are allowed only where masked out (e.g. padding).
+    if np.any(keep & ((ids < 0) | (ids >= vocab_size))):
         raise ValueError(f"token_ids has ids outside [0, vocab_size={vocab_size}) at real tokens")
     b = ids.shape[0]
     flat = (np.arange(b)[:, None] * vocab_size + np.clip(ids, 0, vocab_size - 1))[keep]
@@ -629,9 +633,9 @@ def fit_bag_of_words(
     counts, _ = word_counts(token_ids, vocab_size, mask=mask, lengths=lengths)
     y, c = _labels(labels, counts.shape[0], num_classes, multilabel)
     _check_int("steps", steps, 1)
-    if not (isinstance(l2, (int, float)) and l2 >= 0):
+    if not (isinstance(l2, (int, float, np.floating)) and l2 >= 0):
         raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+    if not (isinstance(learning_rate, (int, float, np.floating)) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
     w0 = jnp.zeros((vocab_size, c), jnp.float32)
     if key is not None:

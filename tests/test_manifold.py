@@ -355,3 +355,66 @@ def test_predict_dimension_min_count_and_mask():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------------ properties, linkage
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(2, 12),
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.floats(0.05, 1.0),
+    st.integers(0, 2**31 - 1),
+)
+def test_points_pr_and_components_bounds(k, d, rank, threshold, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((k, rank)) @ rng.standard_normal((rank, d))
+    true_rank = np.linalg.matrix_rank(x - x.mean(0))
+    if true_rank == 0:
+        return
+    assert 1 - 1e-9 <= mf.participation_ratio(x) <= true_rank + 1e-6
+    n = mf.num_components(x, threshold)
+    assert 1 <= n <= true_rank and n <= mf.num_components(x, 1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_principal_cosines_symmetric_and_bounded(a, b, seed):
+    rng = np.random.default_rng(seed)
+    A, B = rng.standard_normal((a, 5)), rng.standard_normal((b, 5))
+    c = mf.principal_cosines(A, B)
+    assert c.shape == (min(a, b),) and np.all((c >= 0) & (c <= 1))
+    np.testing.assert_allclose(c, mf.principal_cosines(B, A), atol=1e-10)
+
+
+def test_spectrum_tools_on_rnndyn_eig_of_known_matrices():
+    import rnndyn
+
+    rng = np.random.default_rng(11)
+    lam = np.array([[0.9999, 0.99, 0.9, 0.5, 0.1], [0.999, 0.998, 0.7, 0.3, 0.05]])
+    r = rng.standard_normal((2, 5, 5))
+    j = r @ (lam[..., None] * np.linalg.inv(r))
+    eg = rnndyn.eig(np.asarray(j, np.float32))
+    np.testing.assert_array_equal(mf.num_slow_modes(eg.values, tol=0.005), [1, 2])
+    tau = 1 / -np.log(lam[:, :2])
+    np.testing.assert_allclose(
+        mf.line_attractor_score(eg.values), np.log2(tau[:, 0] / tau[:, 1]), rtol=0.05
+    )
+    # l_1 · J_inp · x projects a word's input on the top mode: with J_inp = r_1 ⊗ e_0
+    # only words with an embedding along e_0 move it, by exactly that coordinate.
+    j_inp = np.outer(np.asarray(eg.right[0][:, 0].real), np.eye(3)[0])
+    emb = rng.standard_normal((7, 3))
+    np.testing.assert_allclose(
+        mf.word_projections(eg.left[0][:1], j_inp, emb)[:, 0], emb[:, 0], atol=1e-3
+    )
+
+
+def test_word_counts_ignore_masked_padding():
+    ids = np.array([[0, 2, 2, -1], [1, 1, -1, -1]])
+    counts, t = mf.word_counts(ids, 3, lengths=np.array([3, 2]))
+    np.testing.assert_array_equal(counts, [[1, 0, 2], [0, 2, 0]])
+    np.testing.assert_array_equal(t, [3, 2])
+    with pytest.raises(ValueError, match="outside"):
+        mf.word_counts(ids, 3)
