@@ -517,6 +517,24 @@ def word_counts(
     Returns:
       ``counts (B, V)`` float64 and ``T_d (B,)`` the number of counted tokens.
     """
+    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
+    counts = np.zeros((pairs.lengths.shape[0], vocab_size))
+    counts[pairs.doc, pairs.word] = pairs.count
+    return counts, pairs.lengths
+
+
+class _Pairs(NamedTuple):
+    """Sparse word counts: ``count[i]`` occurrences of ``word[i]`` in document ``doc[i]``
+    (sorted by document), and ``lengths (B,)`` the counted tokens per document. Memory is
+    ``O(B T)``, never ``O(B V)``, so real vocabularies fit."""
+
+    doc: np.ndarray
+    word: np.ndarray
+    count: np.ndarray
+    lengths: np.ndarray
+
+
+def _doc_word_pairs(token_ids: Any, vocab_size: int, mask: Any, lengths: Any) -> _Pairs:
     ids = np.asarray(token_ids)
     if ids.ndim != 2 or ids.dtype.kind not in "iu" or ids.size == 0:
         raise ValueError(
@@ -529,9 +547,14 @@ def word_counts(
     if np.any(keep & ((ids < 0) | (ids >= vocab_size))):
         raise ValueError(f"token_ids has ids outside [0, vocab_size={vocab_size}) at real tokens")
     b = ids.shape[0]
-    flat = (np.arange(b)[:, None] * vocab_size + np.clip(ids, 0, vocab_size - 1))[keep]
-    counts = np.bincount(flat, minlength=b * vocab_size).reshape(b, vocab_size)
-    return counts.astype(np.float64), keep.sum(axis=1).astype(np.float64)
+    flat = (np.arange(b, dtype=np.int64)[:, None] * vocab_size + ids.astype(np.int64))[keep]
+    uniq, count = np.unique(flat, return_counts=True)
+    return _Pairs(
+        uniq // vocab_size,
+        uniq % vocab_size,
+        count.astype(np.float64),
+        keep.sum(axis=1).astype(np.float64),
+    )
 
 
 def _token_mask(shape: tuple, mask: Any, lengths: Any) -> np.ndarray:
@@ -630,8 +653,9 @@ def fit_bag_of_words(
     Returns:
       ``BagOfWords`` with ``weights (V, C)``, ``bias (C,)`` and training accuracy.
     """
-    counts, _ = word_counts(token_ids, vocab_size, mask=mask, lengths=lengths)
-    y, c = _labels(labels, counts.shape[0], num_classes, multilabel)
+    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
+    num_docs = pairs.lengths.shape[0]
+    y, c = _labels(labels, num_docs, num_classes, multilabel)
     _check_int("steps", steps, 1)
     if not (isinstance(l2, (int, float, np.floating)) and l2 >= 0):
         raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
@@ -640,17 +664,24 @@ def fit_bag_of_words(
     w0 = jnp.zeros((vocab_size, c), jnp.float32)
     if key is not None:
         w0 = 0.01 * jax.random.normal(key, (vocab_size, c), jnp.float32)
+    sparse = (
+        jnp.asarray(pairs.doc, jnp.int32),
+        jnp.asarray(pairs.word, jnp.int32),
+        jnp.asarray(pairs.count, jnp.float32),
+    )
     w, b = _fit_bow(
-        jnp.asarray(counts, jnp.float32),
+        sparse,
         jnp.asarray(y),
         w0,
         float(l2),
         int(steps),
         float(learning_rate),
         bool(multilabel),
+        num_docs,
     )
     w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
-    logits = counts @ w + b
+    logits = np.zeros((num_docs, c)) + b
+    np.add.at(logits, pairs.doc, pairs.count[:, None] * w[pairs.word])
     if multilabel:
         acc = float(np.mean((logits > 0) == (y > 0.5)))
     else:
@@ -658,11 +689,17 @@ def fit_bag_of_words(
     return BagOfWords(w, b, acc, multilabel)
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6))
-def _fit_bow(counts, y, w0, l2, steps, learning_rate, multilabel):
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _fit_bow(sparse, y, w0, l2, steps, learning_rate, multilabel, num_docs):
+    doc, word, count = sparse
+
     def loss(params):
         w, b = params
-        logits = counts @ w + b
+        # Sparse n_d W: sum count * W[word] per document (documents are sorted).
+        logits = jax.ops.segment_sum(
+            count[:, None] * w[word], doc, num_segments=num_docs, indices_are_sorted=True
+        )
+        logits = logits + b
         if multilabel:
             data = optax.sigmoid_binary_cross_entropy(logits, y).mean()
         else:
@@ -702,25 +739,35 @@ def class_mean_evidence(
     ``M_l = mean_{d: y_dl = 1} f_d − mean_{d: y_dl = 0} f_d``. Documents with no counted
     tokens are skipped; a class (or label side) with no documents gives a zero row.
     """
-    counts, t = word_counts(token_ids, vocab_size, mask=mask, lengths=lengths)
-    y, c = _labels(labels, counts.shape[0], num_classes, multilabel)
-    keep = t > 0
-    if not np.any(keep):
-        raise ValueError("no document has any counted token")
-    f, y = counts[keep] / t[keep, None], y[keep]
+    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
+    return _class_means(pairs, labels, vocab_size, num_classes, multilabel)
 
-    def mean_of(rows: np.ndarray) -> np.ndarray:
-        return f[rows].mean(axis=0) if np.any(rows) else None
+
+def _class_means(
+    pairs: _Pairs, labels: Any, vocab_size: int, num_classes: int | None, multilabel: bool
+) -> np.ndarray:
+    y, c = _labels(labels, pairs.lengths.shape[0], num_classes, multilabel)
+    has_tokens = pairs.lengths > 0
+    if not np.any(has_tokens):
+        raise ValueError("no document has any counted token")
+    freq = pairs.count / pairs.lengths[pairs.doc]  # entries of f_d = n_d / T_d
+
+    def mean_f(doc_weight: np.ndarray) -> np.ndarray | None:
+        """Weighted mean of f_d over the documents with tokens (None if weight 0)."""
+        total = doc_weight[has_tokens].sum()
+        if total == 0:
+            return None
+        return np.bincount(pairs.word, freq * doc_weight[pairs.doc], vocab_size) / total
 
     rows = []
     if multilabel:
         for l in range(c):
-            on, off = mean_of(y[:, l] > 0.5), mean_of(y[:, l] < 0.5)
+            on, off = mean_f(y[:, l]), mean_f(1.0 - y[:, l])
             rows.append(np.zeros(vocab_size) if on is None or off is None else on - off)
     else:
-        overall = f.mean(axis=0)
+        overall = mean_f(np.ones(y.shape[0]))
         for k in range(c):
-            m = mean_of(y == k)
+            m = mean_f((y == k).astype(np.float64))
             rows.append(np.zeros(vocab_size) if m is None else m - overall)
     return np.stack(rows)
 
@@ -795,21 +842,13 @@ def predict_dimension(
     """
     _check_threshold(threshold)
     _check_int("min_count", min_count, 1)
-    counts, _ = word_counts(token_ids, vocab_size, mask=mask, lengths=lengths)
-    freq = counts.sum(axis=0)
+    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
+    freq = np.bincount(pairs.word, pairs.count, vocab_size)
     words = np.flatnonzero(freq >= min_count)
     if words.size == 0:
         raise ValueError(f"no word occurs at least min_count={min_count} times")
     if method == "class_means":
-        evidence = class_mean_evidence(
-            token_ids,
-            labels,
-            vocab_size,
-            mask=mask,
-            lengths=lengths,
-            num_classes=num_classes,
-            multilabel=multilabel,
-        ).T[words]
+        evidence = _class_means(pairs, labels, vocab_size, num_classes, multilabel).T[words]
         rows = evidence
     elif method == "bow":
         if bow is None:

@@ -418,3 +418,31 @@ def test_word_counts_ignore_masked_padding():
     np.testing.assert_array_equal(t, [3, 2])
     with pytest.raises(ValueError, match="outside"):
         mf.word_counts(ids, 3)
+
+
+def test_class_mean_evidence_matches_dense_formula():
+    rng = np.random.default_rng(12)
+    ids = rng.integers(0, 6, (40, 9))
+    lengths = rng.integers(0, 10, 40)
+    lengths[:3] = 0  # documents without tokens are skipped
+    y = rng.integers(0, 3, 40)
+    counts, t = mf.word_counts(ids, 6, lengths=lengths)
+    keep = t > 0
+    f = counts[keep] / t[keep, None]
+    yk = y[keep]
+    expected = np.stack([f[yk == c].mean(0) - f.mean(0) for c in range(3)])
+    got = mf.class_mean_evidence(ids, y, 6, lengths=lengths)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    ym = rng.integers(0, 2, (40, 2))
+    ymk = ym[keep]
+    expected = np.stack([f[ymk[:, l] == 1].mean(0) - f[ymk[:, l] == 0].mean(0) for l in range(2)])
+    got = mf.class_mean_evidence(ids, ym, 6, lengths=lengths, multilabel=True)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_bag_of_words_logits_reproduce_accuracy():
+    ids, y, v, _ = _categorical(np.random.default_rng(13), 3, b=500)
+    bow = mf.fit_bag_of_words(ids, y, v, steps=200)
+    counts, _ = mf.word_counts(ids, v)
+    assert np.mean(np.argmax(bow.logits(counts), 1) == y) == pytest.approx(bow.accuracy)
+    assert bow.accuracy > 0.8
