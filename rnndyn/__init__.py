@@ -10,7 +10,7 @@ Core API::
     values, right, left = rnndyn.eig(j_rec)
 """
 
-from rnndyn import cells, data, fixed_points, linearize
+from rnndyn import cells, data, fixed_points, linearize, manifold
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
@@ -21,6 +21,7 @@ from rnndyn.linearize import (
     simulate_linear,
     time_constants,
 )
+from rnndyn.manifold import predict_dimension
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,8 @@ __all__ = [
     "jacobians",
     "linear_step",
     "linearize",
+    "manifold",
+    "predict_dimension",
     "sample_states",
     "simulate_linear",
     "speed",
