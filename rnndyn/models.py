@@ -68,6 +68,27 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
     return tokens, mask.astype(bool)
 
 
+def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
+    """States after each token ``(B, T, S)``; inputs already validated."""
+    x = params["embedding"][tokens]  # (B, T, E)
+    cell_params = params["cell"]
+
+    def one(h, x_t, m_t):  # unbatched: wrapped cells need not broadcast over batches
+        return jnp.where(m_t, model.cell(cell_params, h, x_t), h)
+
+    def step(h, inputs):
+        h = jax.vmap(one)(h, *inputs)
+        return h, h
+
+    h0 = model.cell.initial_state((tokens.shape[0],))
+    _, hs = lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), mask.T))
+    return jnp.swapaxes(hs, 0, 1)
+
+
+# The model is static (hashable frozen dataclass): eager calls reuse one compiled scan.
+_scan_states = jax.jit(_states, static_argnums=0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Classifier:
     """Embedding ``(V, E)`` -> ``cell`` scanned over time -> readout ``(N, C)``.
@@ -136,19 +157,7 @@ class Classifier:
                     f"tokens must lie in [0, {self.vocab_size - 1}] (vocab_size), got ids in "
                     f"[{lo}, {hi}]"
                 )
-        x = params["embedding"][tokens]  # (B, T, E)
-        cell_params = params["cell"]
-
-        def one(h, x_t, m_t):  # unbatched: wrapped cells need not broadcast over batches
-            return jnp.where(m_t, self.cell(cell_params, h, x_t), h)
-
-        def step(h, inputs):
-            h = jax.vmap(one)(h, *inputs)
-            return h, h
-
-        h0 = self.cell.initial_state((tokens.shape[0],))
-        _, hs = lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), mask.T))
-        return jnp.swapaxes(hs, 0, 1)
+        return _scan_states(self, params, tokens, mask)
 
     def readout(self, params: Params, states: Array) -> Array:
         """Logits ``(..., C)`` from states ``(..., S)``."""
