@@ -10,7 +10,7 @@ Core API::
     values, right, left = rnndyn.eig(j_rec)
 """
 
-from rnndyn import cells, data, fixed_points, linearize, manifold
+from rnndyn import cells, data, fixed_points, linearize, manifold, models, train
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
@@ -22,6 +22,15 @@ from rnndyn.linearize import (
     time_constants,
 )
 from rnndyn.manifold import predict_dimension
+from rnndyn.models import Classifier
+from rnndyn.train import (
+    Checkpoint,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __version__ = "0.1.0"
 
@@ -44,6 +53,15 @@ __all__ = [
     "linear_step",
     "linearize",
     "manifold",
+    "models",
+    "train",
+    "Classifier",
+    "Checkpoint",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
     "predict_dimension",
     "sample_states",
     "simulate_linear",
