@@ -15,9 +15,12 @@ from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_functi
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
+    Linearization,
     eig,
     jacobians,
     linear_step,
+    linearization,
+    run_linearized,
     simulate_linear,
     time_constants,
 )
@@ -51,6 +54,9 @@ __all__ = [
     "from_function",
     "jacobians",
     "linear_step",
+    "Linearization",
+    "linearization",
+    "run_linearized",
     "linearize",
     "manifold",
     "models",

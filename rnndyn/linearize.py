@@ -25,9 +25,13 @@ Array = jax.Array
 
 __all__ = [
     "Eigen",
+    "Linearization",
     "eig",
     "jacobians",
     "linear_step",
+    "linearization",
+    "nearest_point",
+    "run_linearized",
     "simulate_linear",
     "time_constants",
 ]
@@ -185,3 +189,104 @@ def simulate_linear(
         return h, h
 
     return jax.lax.scan(step, state0, xs)[1]
+
+
+class Linearization(NamedTuple):
+    """Linear models of a cell around ``K`` expansion points.
+
+    Attributes:
+      points: ``(K, S)`` expansion states ``h*`` (usually fixed points).
+      inputs: ``(K, M)`` the input ``x*`` each was found at.
+      j_rec: ``(K, S, S)`` ``∂F/∂h`` at each point.
+      j_inp: ``(K, S, M)`` ``∂F/∂x`` at each point.
+    """
+
+    points: Array
+    inputs: Array
+    j_rec: Array
+    j_inp: Array
+
+
+def linearization(cell: Cell, params: Any, points: Array, inputs: Array) -> Linearization:
+    """Jacobians of ``cell`` at ``points (K, S)`` with ``inputs`` ``(M,)`` or ``(K, M)``."""
+    points = _checks.as_array("points", points)
+    _checks.check_ndim("points", points, (2,), "(K, S)")
+    j_rec, j_inp = jacobians(cell, params, points, inputs)
+    inputs = jnp.broadcast_to(jnp.asarray(inputs, j_rec.dtype), (points.shape[0], j_inp.shape[-1]))
+    return Linearization(points.astype(j_rec.dtype), inputs, j_rec, j_inp)
+
+
+def nearest_point(points: Array, states: Array) -> Array:
+    """Index ``(...,)`` of the row of ``points (K, S)`` nearest each of ``states (..., S)``."""
+    d2 = jnp.sum((states[..., None, :] - points) ** 2, axis=-1)
+    return jnp.argmin(d2, axis=-1)
+
+
+def run_linearized(
+    lin: Linearization,
+    state0: Array,
+    xs: Array,
+    mask: Array | None = None,
+    *,
+    switch: str = "initial",
+) -> Array:
+    """Run the linearised dynamics over batches of input sequences.
+
+    Each step is ``h_t = h*_k + J_rec,k (h_{t−1} − h*_k) + J_inp,k (x_t − x*_k)``; the
+    expansion point ``k`` is
+
+    * ``switch="initial"``: the point nearest ``state0``, fixed for the whole sequence
+      (one linear system per sequence, as in Maheswaranathan et al. 2019);
+    * ``switch="nearest"``: at every step, the point nearest the current state
+      ``h_{t−1}`` (a piecewise-linear system).
+
+    Steps where ``mask`` is False leave the state unchanged (padding).
+
+    Args:
+      lin: a ``Linearization`` with ``K`` points.
+      state0: ``(S,)`` or ``(B, S)`` initial states.
+      xs: ``(B, T, M)`` inputs (e.g. embedded tokens).
+      mask: optional ``(B, T)`` bool, True at real steps.
+      switch: ``"initial"`` or ``"nearest"``.
+
+    Returns:
+      ``(B, T, S)`` states after each step.
+    """
+    if switch not in ("initial", "nearest"):
+        raise ValueError(f"switch must be 'initial' or 'nearest', got {switch!r}")
+    if not isinstance(lin, Linearization):
+        raise ValueError(f"lin must be a Linearization, got {type(lin).__name__}")
+    k, s = lin.points.shape
+    m = lin.j_inp.shape[-1]
+    xs = _checks.as_array("xs", xs)
+    if xs.ndim != 3 or xs.shape[-1] != m:
+        raise ValueError(f"xs has shape {tuple(xs.shape)}; expected (B, T, {m})")
+    b, t = xs.shape[:2]
+    state0 = _checks.as_array("state0", state0)
+    if state0.shape not in ((s,), (b, s)):
+        raise ValueError(f"state0 has shape {tuple(state0.shape)}; expected ({s},) or ({b}, {s})")
+    if mask is None:
+        mask = jnp.ones((b, t), bool)
+    mask = jnp.asarray(mask)
+    if mask.shape != (b, t):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}; expected ({b}, {t}) like xs")
+    dtype = lin.j_rec.dtype
+    state0 = jnp.broadcast_to(state0.astype(dtype), (b, s))
+    return _run_linearized(lin, state0, xs.astype(dtype), mask.astype(bool), switch)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _run_linearized(lin, state0, xs, mask, switch):
+    def one(h0, x_seq, m_seq):
+        k0 = nearest_point(lin.points, h0)
+
+        def step(h, inp):
+            x, m = inp
+            k = k0 if switch == "initial" else nearest_point(lin.points, h)
+            new = linear_step(lin.j_rec[k], lin.j_inp[k], lin.points[k], lin.inputs[k], h, x)
+            h = jnp.where(m, new, h)
+            return h, h
+
+        return jax.lax.scan(step, h0, (x_seq, m_seq))[1]
+
+    return jax.vmap(one)(state0, xs, mask)

@@ -144,3 +144,78 @@ def test_linear_simulation_exact_for_linear_cell_and_close_for_gru():
     assert errs[1] < errs[0] / 30  # O(ε²): a tenfold smaller input, ~100x smaller error
     with pytest.raises(ValueError, match="j_rec has shape"):
         rnndyn.simulate_linear(j_rec[:2], j_inp, h_star, jnp.zeros(2), h_star, us)
+
+
+def _affine_cell():
+    a = jnp.array([[0.5, 0.1], [0.0, 0.8]])
+    b = jnp.array([[1.0], [-1.0]])
+    return cells.from_function(lambda p, h, x: a @ h + b @ x, state_size=2)
+
+
+def test_run_linearized_is_exact_for_an_affine_cell_and_holds_padding():
+    cell = _affine_cell()
+    lin = rnndyn.linearization(cell, {}, jnp.zeros((1, 2)), jnp.zeros(1))
+    xs = jax.random.normal(jax.random.key(0), (3, 7, 1))
+    mask = jnp.arange(7)[None, :] < jnp.array([[7], [4], [1]])
+    h0 = jnp.array([[1.0, -1.0], [0.5, 0.5], [0.0, 2.0]])
+    for switch in ("initial", "nearest"):
+        hs = rnndyn.run_linearized(lin, h0, xs, mask, switch=switch)
+        assert hs.shape == (3, 7, 2)
+        for i in range(3):
+            h = h0[i]
+            for t in range(7):
+                if mask[i, t]:
+                    h = cell({}, h, xs[i, t])
+                np.testing.assert_allclose(hs[i, t], h, atol=1e-5)
+
+
+def test_run_linearized_switches_to_the_nearest_point():
+    # 1-D piecewise-linear system: slow map around +1, fast map around -1.
+    lin = rnndyn.Linearization(
+        points=jnp.array([[-1.0], [1.0]]),
+        inputs=jnp.zeros((2, 1)),
+        j_rec=jnp.array([[[0.2]], [[0.9]]]),
+        j_inp=jnp.array([[[1.0]], [[2.0]]]),
+    )
+    xs = jnp.array([[[0.3], [0.5], [-1.5], [-0.4], [0.1], [0.9]]])
+    h0 = jnp.array([0.8])
+    pts, a, b = [-1.0, 1.0], [0.2, 0.9], [1.0, 2.0]
+    h, want_nearest = 0.8, []
+    for x in np.asarray(xs[0, :, 0]):
+        k = int(np.argmin([abs(h - p) for p in pts]))
+        h = pts[k] + a[k] * (h - pts[k]) + b[k] * x
+        want_nearest.append(h)
+    h, want_initial = 0.8, []
+    for x in np.asarray(xs[0, :, 0]):  # h0 = 0.8 is nearest +1 and stays on that map
+        h = 1.0 + 0.9 * (h - 1.0) + 2.0 * x
+        want_initial.append(h)
+    assert len({np.sign(v) for v in want_nearest}) == 2  # the path crosses between maps
+    got = rnndyn.run_linearized(lin, h0, xs, switch="nearest")[0, :, 0]
+    np.testing.assert_allclose(got, want_nearest, rtol=1e-6)
+    got = rnndyn.run_linearized(lin, h0, xs, switch="initial")[0, :, 0]
+    np.testing.assert_allclose(got, want_initial, rtol=1e-6)
+    np.testing.assert_array_equal(
+        rnndyn.linearize.nearest_point(lin.points, jnp.array([[0.1], [-3.0]])), [1, 0]
+    )
+
+
+def test_linearization_matches_jacobians_and_checks_arguments():
+    cell = cells.GRU(N)
+    params = cell.init(jax.random.key(0), M)
+    pts = 0.3 * jax.random.normal(jax.random.key(1), (5, N))
+    lin = rnndyn.linearization(cell, params, pts, jnp.zeros(M))
+    j_rec, j_inp = rnndyn.jacobians(cell, params, pts, jnp.zeros(M))
+    np.testing.assert_allclose(lin.j_rec, j_rec)
+    np.testing.assert_allclose(lin.j_inp, j_inp)
+    assert lin.inputs.shape == (5, M)
+    with pytest.raises(ValueError, match="points must have 2 dimension"):
+        rnndyn.linearization(cell, params, pts[0], jnp.zeros(M))
+    xs = jnp.zeros((2, 3, M))
+    with pytest.raises(ValueError, match="switch must be"):
+        rnndyn.run_linearized(lin, jnp.zeros(N), xs, switch="closest")
+    with pytest.raises(ValueError, match=r"xs has shape \(2, 3, 4\); expected \(B, T, 3\)"):
+        rnndyn.run_linearized(lin, jnp.zeros(N), jnp.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="state0 has shape"):
+        rnndyn.run_linearized(lin, jnp.zeros(N + 1), xs)
+    with pytest.raises(ValueError, match="mask has shape"):
+        rnndyn.run_linearized(lin, jnp.zeros(N), xs, jnp.ones((2, 4), bool))
