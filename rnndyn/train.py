@@ -66,6 +66,9 @@ class TrainConfig:
       clip_norm: clip gradients to this global norm (``None``: no clipping).
       l2: L2 penalty ``l2/2 * ||w||^2`` on weight matrices (not biases), added to the
         gradient before Adam.
+      embedding_l2: extra L2 penalty on the embedding alone. It shrinks the embeddings
+        of words that carry no evidence towards zero, which keeps word inputs small and
+        the trained dynamics close to their linearisation (see docs/analysis.md).
       eval_every: evaluate on the test set every this many steps (0: only at the end).
       log_every: print a progress line every this many steps.
       eval_batch_size: batch size for evaluation.
@@ -80,6 +83,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.1
     clip_norm: float | None = 1.0
     l2: float = 0.0
+    embedding_l2: float = 0.0
     eval_every: int = 0
     log_every: int = 50
     eval_batch_size: int = 256
@@ -97,6 +101,7 @@ class TrainConfig:
         if self.clip_norm is not None:
             _checks.check_positive("clip_norm", self.clip_norm)
         _checks.check_positive("l2", self.l2, allow_zero=True)
+        _checks.check_positive("embedding_l2", self.embedding_l2, allow_zero=True)
         _checks.check_int("eval_every", self.eval_every)
         _checks.check_int("log_every", self.log_every, minimum=1)
         _checks.check_int("eval_batch_size", self.eval_batch_size, minimum=1)
@@ -134,7 +139,8 @@ class Checkpoint:
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """Clip -> L2 on weight matrices -> Adam, with warm-up then the chosen decay."""
+    """Clip -> L2 on weight matrices (and on the embedding) -> Adam, with warm-up then the
+    chosen decay."""
     peak = config.learning_rate
     warmup = min(config.warmup_steps, max(total_steps - 1, 0))
     decay_steps = max(total_steps - warmup, 1)
@@ -160,8 +166,19 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
                 config.l2, mask=lambda p: jax.tree_util.tree_map(lambda a: a.ndim >= 2, p)
             )
         )
+    if config.embedding_l2:
+        parts.append(optax.add_decayed_weights(config.embedding_l2, mask=_embedding_only))
     parts.append(optax.adam(schedule))
     return optax.chain(*parts)
+
+
+def _embedding_only(params: Params) -> Any:
+    """Mask selecting ``params["embedding"]`` (a classifier's parameter dict)."""
+    if not isinstance(params, dict) or "embedding" not in params:
+        raise ValueError("embedding_l2 needs classifier parameters with an 'embedding' entry")
+    return {
+        k: jax.tree_util.tree_map(lambda _, k=k: k == "embedding", v) for k, v in params.items()
+    }
 
 
 def _check_data(model: Classifier, data: Any, name: str) -> None:

@@ -217,3 +217,20 @@ def test_optimizer_schedule_and_l2():
     updates, state = opt.update(zero, state, params)
     assert np.all(np.asarray(updates["W"]) < 0)  # L2 pulls weights towards zero
     np.testing.assert_array_equal(updates["b"], 0.0)  # biases are not decayed
+
+
+def test_embedding_l2_decays_the_embedding_only():
+    params = {
+        "embedding": np.ones((3, 2), np.float32),
+        "cell": {"W": np.ones((2, 2), np.float32)},
+        "readout": {"W": np.ones((2, 2), np.float32), "b": np.ones((2,), np.float32)},
+    }
+    config = TrainConfig(learning_rate=0.1, warmup_steps=0, embedding_l2=0.5, clip_norm=None)
+    opt = make_optimizer(config, total_steps=10)
+    zero = jax.tree_util.tree_map(np.zeros_like, params)
+    updates, _ = opt.update(zero, opt.init(params), params)
+    assert np.all(np.asarray(updates["embedding"]) < 0)
+    for leaf in jax.tree_util.tree_leaves({k: v for k, v in updates.items() if k != "embedding"}):
+        np.testing.assert_array_equal(leaf, 0.0)
+    with pytest.raises(ValueError, match="embedding_l2"):
+        TrainConfig(embedding_l2=-1.0)
