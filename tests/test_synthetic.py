@@ -283,3 +283,52 @@ def test_dataset_validation():
     ]:
         with pytest.raises(ValueError, match=match):
             Dataset(**(ok | bad))
+
+
+# ---------------------------------------------------------------- ratings (ordered)
+
+
+def _mean_valence(ds):
+    valence = {"awful": -2.0, "bad": -1.0, "good": 1.0, "awesome": 2.0}
+    v = np.array([valence.get(w, 0.0) for w in ds.vocab])
+    return (v[ds.tokens] * ds.mask).sum(1) / ds.lengths
+
+
+@pytest.mark.parametrize("c, neutral", [(3, 10), (5, 10), (5, 60)])
+def test_ratings_label_is_the_binned_mean_valence(c, neutral):
+    ds = synthetic.ratings(KEY, c, 1500, num_neutral=neutral)
+    assert ds.ordered and not ds.multilabel and ds.num_classes == c
+    assert ds.vocab[:6] == ("<pad>", "<unk>", "awful", "bad", "good", "awesome")
+    np.testing.assert_array_equal(np.bincount(ds.labels, minlength=c), 1500 // c)
+    # Labels are bins of the mean valence: the classes occupy disjoint, increasing
+    # intervals of it.
+    mean = _mean_valence(ds)
+    for k in range(c - 1):
+        assert mean[ds.labels == k].max() < mean[ds.labels == k + 1].min()
+    # The evidence matrix reproduces the labels as an argmax (like every generator).
+    counts = np.zeros((len(ds), len(ds.vocab)))
+    np.add.at(counts, (np.repeat(np.arange(len(ds)), ds.tokens.shape[1]), ds.tokens.ravel()), 1)
+    counts[:, 0] = 0
+    np.testing.assert_array_equal(np.argmax(counts @ ds.evidence, axis=1), ds.labels)
+
+
+def test_ratings_shares_evidence_between_neighbours():
+    from rnndyn import manifold
+
+    ds = synthetic.ratings(KEY, 5, 3000)
+    pred = manifold.predict_dimension(ds.tokens, ds.labels, len(ds.vocab), lengths=ds.lengths)
+    assert pred.dimension < 4 and pred.participation_ratio < 2.0
+    categorical = synthetic.categorical(KEY, 5, 3000)
+    flat = manifold.predict_dimension(
+        categorical.tokens, categorical.labels, len(categorical.vocab), lengths=categorical.lengths
+    )
+    assert flat.dimension == 4
+
+
+def test_ratings_bad_valences():
+    with pytest.raises(ValueError, match="valences must hold"):
+        synthetic.ratings(KEY, 5, 10, valences=[("good", 1.0), ("great", 2.0)])
+    with pytest.raises(ValueError, match="distinct words"):
+        synthetic.ratings(KEY, 5, 10, valences=[("bad", -1.0), ("bad", 1.0)])
+    with pytest.raises(ValueError, match="num_classes"):
+        synthetic.ratings(KEY, 1, 10)

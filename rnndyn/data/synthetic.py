@@ -218,13 +218,16 @@ def _generate(
     ordering: float,
     multilabel: bool,
     name: str,
+    vocab_evidence: tuple[tuple[str, ...], np.ndarray] | None = None,
 ) -> Dataset:
     _check_int("num_examples", num_examples, 1)
     _check_int("words_per_class", words_per_class, 1)
     _check_int("num_neutral", num_neutral, 0)
     strength = _check_positive("evidence_strength", evidence_strength)
     lo, hi = _check_length(length)
-    vocab, evidence = vocabulary(class_names, words_per_class, num_neutral, modifiers, ordering)
+    if vocab_evidence is None:
+        vocab_evidence = vocabulary(class_names, words_per_class, num_neutral, modifiers, ordering)
+    vocab, evidence = vocab_evidence
     rng = _rng(key)
     lengths = rng.integers(lo, hi + 1, size=num_examples).astype(np.int32)
     c = len(class_names)
@@ -401,6 +404,97 @@ def sentiment(
         class_names=("negative", "positive"),
     )
     return _renamed(ds, "sentiment")
+
+
+DEFAULT_VALENCES: tuple[tuple[str, float], ...] = (
+    ("awful", -2.0),
+    ("bad", -1.0),
+    ("good", 1.0),
+    ("awesome", 2.0),
+)
+
+
+def rating_vocabulary(
+    num_classes: int = 5,
+    num_neutral: int = 10,
+    valences: Sequence[tuple[str, float]] = DEFAULT_VALENCES,
+    evidence_strength: float = 1.0,
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Vocabulary and ``(V, C)`` evidence of :func:`ratings` (deterministic).
+
+    Class ``y`` tilts word probabilities by ``a_y = linspace(−1, 1, C)[y]``:
+    ``p(w | y) ∝ exp(evidence_strength · a_y · v_w)`` over the drawable words (valence
+    ``v_w``, 0 for neutral words). ``m_y = Σ_w p(w | y) v_w`` is the class's expected
+    mean valence and ``e_c = (m_{c−1} + m_c) / 2`` the ``C − 1`` bin edges. The evidence
+    ``evidence[w, c] = a_c v_w − β_c`` with ``β_c = Δa Σ_{j<=c} e_j`` (``Δa`` the step of
+    ``a``) makes ``argmax_c counts @ evidence`` exactly the bin of the mean valence
+    ``S / T`` among the edges; rows 0, 1 (``<pad>``, ``<unk>``) are zero.
+    """
+    c = _check_int("num_classes", num_classes, 2)
+    _check_int("num_neutral", num_neutral, 0)
+    strength = _check_positive("evidence_strength", evidence_strength)
+    vals = tuple((str(w), float(v)) for w, v in valences)
+    if not any(v > 0 for _, v in vals) or not any(v < 0 for _, v in vals):
+        raise ValueError(
+            f"valences must hold (word, valence) pairs with positive and negative valences, "
+            f"got {valences!r}"
+        )
+    if len({w for w, _ in vals}) != len(vals):
+        raise ValueError(f"valences must have distinct words, got {valences!r}")
+    words = (
+        (PAD, UNK) + tuple(w for w, _ in vals) + tuple(f"neutral{i}" for i in range(num_neutral))
+    )
+    v = np.array([v for _, v in vals] + [0.0] * num_neutral)
+    a = np.linspace(-1.0, 1.0, c)
+    logits = strength * a[:, None] * v[None, :]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    m = p @ v  # expected mean valence per class, increasing in a
+    edges = (m[1:] + m[:-1]) / 2.0
+    beta = np.concatenate([[0.0], np.cumsum(edges)]) * (a[1] - a[0])
+    evidence = np.zeros((len(words), c))
+    evidence[2:] = a[None, :] * v[:, None] - beta[None, :]
+    return words, evidence.astype(np.float32)
+
+
+def ratings(
+    key: jax.Array,
+    num_classes: int = 5,
+    num_examples: int = 1000,
+    *,
+    length: Length = (20, 40),
+    num_neutral: int = 10,
+    evidence_strength: float = 1.0,
+    valences: Sequence[tuple[str, float]] = DEFAULT_VALENCES,
+) -> Dataset:
+    """Star ratings: one valence scale (awful −2 … awesome +2) binned into C ordered classes.
+
+    The studies' ordered task: a document's label is its mean word valence ``S / T``
+    binned into ``C`` classes (edges between the classes' expected means, see
+    :func:`rating_vocabulary`), so neighbouring classes share all their evidence and one
+    number, the running valence, suffices to classify: the predicted and the trained
+    manifold are 1-D instead of ``C − 1``. Documents of latent class ``y`` draw words
+    with ``p(w | y) ∝ exp(evidence_strength · a_y · v_w)`` and are redrawn until their
+    bin is ``y`` (as in :func:`categorical`), so classes are balanced.
+    """
+    _check_int("num_classes", num_classes, 2)
+    vocab_evidence = rating_vocabulary(num_classes, num_neutral, valences, evidence_strength)
+    ds = _generate(
+        key,
+        tuple(str(i + 1) for i in range(num_classes)),
+        num_examples,
+        length=length,
+        words_per_class=1,
+        num_neutral=num_neutral,
+        # The tilt is already in the evidence: sampling uses strength · evidence[:, y].
+        evidence_strength=evidence_strength,
+        modifiers=DEFAULT_MODIFIERS,
+        ordering=0.0,
+        multilabel=False,
+        name=f"ratings{num_classes}",
+        vocab_evidence=vocab_evidence,
+    )
+    return _replace_ordered(ds)
 
 
 def _class_names(names: Sequence[str] | None, c: int, prefix: str) -> tuple[str, ...]:
