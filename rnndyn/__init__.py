@@ -8,9 +8,13 @@ Core API::
     fps = rnndyn.find_fixed_points(cell, params, inputs, initial_states)
     j_rec, j_inp = rnndyn.jacobians(cell, params, fps.points, fps.inputs)
     values, right, left = rnndyn.eig(j_rec)
+
+    # a trained classifier, end to end (docs/analysis.md)
+    report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-from rnndyn import cells, data, fixed_points, linearize, manifold, models, train
+from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train
+from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
@@ -42,6 +46,7 @@ __all__ = [
     "LSTM",
     "UGRNN",
     "Cell",
+    "Analysis",
     "Eigen",
     "FixedPoints",
     "Vanilla",
@@ -57,6 +62,8 @@ __all__ = [
     "Linearization",
     "linearization",
     "run_linearized",
+    "analyze",
+    "analysis",
     "linearize",
     "manifold",
     "models",
