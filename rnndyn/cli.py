@@ -1,7 +1,8 @@
-"""The ``rnndyn`` command line: ``rnndyn train --dataset ... --cell ... --out ...``.
+"""The ``rnndyn`` command line.
 
-Trains a classifier, prints the final test accuracy and the checkpoint path, and writes
-a checkpoint that ``rnndyn.train.load_checkpoint`` restores.
+``rnndyn train --dataset ... --cell ... --out DIR`` trains a classifier, prints the final
+test accuracy and writes a checkpoint that ``rnndyn.train.load_checkpoint`` restores;
+``rnndyn analyze DIR`` reverse engineers it (``rnndyn.analyze``) and writes a JSON report.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SYNTHETIC = {
     "synthetic-categorical": "categorical",
     "synthetic-ordered": "ordered",
     "synthetic-multilabel": "multilabel",
+    "synthetic-ratings": "ratings",
 }
 
 
@@ -64,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-classes",
         type=int,
         default=3,
-        help="classes (synthetic-categorical, synthetic-ordered) or labels "
-        "(synthetic-multilabel); ignored otherwise",
+        help="classes (synthetic-categorical, synthetic-ordered, synthetic-ratings) or "
+        "labels (synthetic-multilabel); ignored otherwise",
     )
     data.add_argument(
         "--num-examples",
@@ -85,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="maximum tokens per document: real data are truncated to it (default 400); "
         "synthetic documents get lengths in [max_length/2, max_length] (default 20-40)",
+    )
+    data.add_argument(
+        "--num-neutral",
+        type=int,
+        default=10,
+        help="neutral (no-evidence) words in the vocabulary (synthetic datasets)",
+    )
+    data.add_argument(
+        "--evidence-strength",
+        type=float,
+        default=1.0,
+        help="how strongly a document's class favours its evidence words (synthetic)",
     )
     data.add_argument(
         "--vocab-size",
@@ -129,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--l2", type=float, default=0.0, help="L2 penalty on weight matrices")
     opt.add_argument(
+        "--embedding-l2",
+        type=float,
+        default=0.0,
+        help="extra L2 penalty on the embedding alone (keeps the trained dynamics near-linear "
+        "in the inputs, e.g. 1e-2 before rnndyn analyze)",
+    )
+    opt.add_argument(
         "--eval-every", type=int, default=0, help="evaluate every this many steps (0: at the end)"
     )
     opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
@@ -138,6 +159,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="checkpoint directory (default runs/<dataset>_<cell>)"
     )
     out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    a = sub.add_parser(
+        "analyze",
+        help="reverse engineer a trained checkpoint and write a JSON report",
+        description="Run rnndyn.analyze on a checkpoint written by 'rnndyn train': fixed "
+        "points, spectra, manifold dimension and geometry, word effects, linearised "
+        "accuracy and the dimension predicted from word counts. The data are rebuilt "
+        "from the checkpoint's training arguments (same seed, same synthetic sets).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    a.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
+    a.add_argument(
+        "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
+    )
+    a.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
+    a.add_argument(
+        "--max-examples", type=int, default=1000, help="test examples analysed (random subset)"
+    )
+    a.add_argument(
+        "--num-initial", type=int, default=1024, help="initial states of the fixed-point search"
+    )
+    a.add_argument(
+        "--tol", type=float, default=1e-8, help="fixed-point tolerance on q = |F(h) - h|^2 / 2"
+    )
+    a.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
+    a.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="variance fraction that defines the manifold dimension",
+    )
+    a.add_argument(
+        "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
+    )
+    a.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
+    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
 
@@ -160,6 +217,10 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_neutral < 0:
+        raise ValueError(f"--num-neutral must be >= 0, got {args.num_neutral}")
+    if not args.evidence_strength > 0:
+        raise ValueError(f"--evidence-strength must be > 0, got {args.evidence_strength}")
     if args.max_length is not None and args.max_length < 1:
         raise ValueError(f"--max-length must be >= 1, got {args.max_length}")
 
@@ -176,6 +237,8 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
         kw: dict[str, Any] = {}
         if args.max_length is not None:
             kw["length"] = (max(1, args.max_length // 2), args.max_length)
+        kw["num_neutral"] = args.num_neutral
+        kw["evidence_strength"] = args.evidence_strength
         extra = () if kind == "sentiment" else (args.num_classes,)
         # Different keys, same vocabulary: the vocabulary depends only on the task's sizes.
         k_train, k_test = jax.random.split(key)
@@ -219,6 +282,7 @@ def run_train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         clip_norm=args.clip_norm or None,
         l2=args.l2,
+        embedding_l2=args.embedding_l2,
         eval_every=args.eval_every,
     )
     k_data, k_train = jax.random.split(jax.random.key(args.seed))
@@ -251,6 +315,56 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_analyze(args: argparse.Namespace) -> int:
+    """``rnndyn analyze``: returns the exit status."""
+    import jax
+
+    from rnndyn.analysis import analyze
+    from rnndyn.train import load_checkpoint
+
+    for name in ("max_examples", "num_initial", "max_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    ckpt = load_checkpoint(args.checkpoint)
+    train_args = ckpt.metadata.get("args")
+    if not train_args:
+        raise ValueError(
+            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
+            "written by 'rnndyn train'); call rnndyn.analyze from Python with its data"
+        )
+    defaults = vars(build_parser().parse_args(["train"]))
+    targs = argparse.Namespace(**{**defaults, **train_args})
+    for name in ("data_dir", "cache_dir"):  # where the data live here, not where trained
+        if getattr(args, name) is not None:
+            setattr(targs, name, getattr(args, name))
+    k_data, _ = jax.random.split(jax.random.key(targs.seed))
+    train_data, test_data = load_data(targs, k_data)
+    if tuple(train_data.vocab) != tuple(ckpt.vocab):
+        raise ValueError(
+            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
+            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words)"
+        )
+    result = analyze(
+        ckpt,
+        test_data,
+        key=jax.random.key(args.seed),
+        train_data=train_data,
+        max_examples=args.max_examples,
+        num_initial=args.num_initial,
+        tol=args.tol,
+        max_steps=args.max_steps,
+        threshold=args.threshold,
+        verbose=not args.quiet,
+    )
+    out = args.out or os.path.join(args.checkpoint, "analysis.json")
+    result.to_json(out)
+    print(result.summary())
+    print(f"report: {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnndyn`` console script; returns the exit status."""
     parser = build_parser()
@@ -258,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command == "analyze":
+            return run_analyze(args)
     except ValueError as err:  # bad arguments or data: a clear message, no traceback
         print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
         return 2

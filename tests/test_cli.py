@@ -69,6 +69,8 @@ def test_top_level_help(capsys):
         (["--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["--hidden", "0"], "--hidden must be >= 1"),
         (["--batch-size", "0"], "batch_size must be"),
+        (["--num-neutral", "-1"], "--num-neutral must be >= 0"),
+        (["--evidence-strength", "0"], "--evidence-strength must be > 0"),
     ],
 )
 def test_bad_arguments_give_clear_errors(argv, message, capsys, tmp_path):
@@ -125,3 +127,44 @@ def test_default_synthetic_sentiment_run_reaches_95_percent(tmp_path, capsys):
     fresh = synthetic.sentiment(jax.random.key(123), 300)
     assert fresh.vocab == ckpt.vocab
     assert evaluate(ckpt.model, ckpt.params, fresh)["accuracy"] >= 0.95
+
+
+def test_analyze_rebuilds_the_data_and_writes_a_json_report(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    train_argv = ["train", "--cell", "gru", "--hidden", "8", "--embed-size", "8"]
+    train_argv += ["--steps", "150", "--num-examples", "400", "--num-test-examples", "100"]
+    train_argv += ["--num-neutral", "20", "--embedding-l2", "1e-2", "--quiet"]
+    assert main([*train_argv, "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.embedding_l2 == 1e-2
+    assert len(ckpt.vocab) == 2 + 6 + 20  # <pad>, <unk>, 3 words per class, 20 neutral
+    capsys.readouterr()
+    argv = ["analyze", str(out), "--num-initial", "64", "--max-examples", "50", "--quiet"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "fixed points kept" in stdout and f"report: {out / 'analysis.json'}" in stdout
+    report = json.loads((out / "analysis.json").read_text())
+    assert report["model"]["cell"] == "gru"
+    assert report["linearized"]["num_examples"] == 50
+    assert report["num_candidates"] == 64
+    assert len(report["word_effects"]["words"]) == len(ckpt.vocab)
+
+
+def test_analyze_errors(tmp_path, capsys):
+    import jax
+
+    from rnndyn import GRU, Classifier
+    from rnndyn.train import save_checkpoint
+
+    assert main(["analyze", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "is not a checkpoint" in capsys.readouterr().err
+    model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
+    path = tmp_path / "bare"
+    save_checkpoint(path, model, model.init(jax.random.key(0)), vocab="abcde", config=None)
+    assert main(["analyze", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no training arguments" in err and "Traceback" not in err
+    assert main(["analyze", str(path), "--num-initial", "0"]) == 2
+    assert "--num-initial must be >= 1" in capsys.readouterr().err
