@@ -37,13 +37,27 @@ import numpy as np
 
 from rnndyn import manifold as mf
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states
-from rnndyn.linearize import eig, linearization, nearest_point, run_linearized, time_constants
+from rnndyn.linearize import (
+    Linearization,
+    eig,
+    linearization,
+    nearest_point,
+    run_linearized,
+    time_constants,
+)
 from rnndyn.models import Classifier
 from rnndyn.train import Checkpoint, _batch, _check_data, describe_model, load_checkpoint
 
 Array = jax.Array
 
-__all__ = ["Analysis", "LinearizedAccuracy", "WordEffects", "analyze", "readout_in_state_space"]
+__all__ = [
+    "Analysis",
+    "LinearizedAccuracy",
+    "WordEffects",
+    "analyze",
+    "linearized_accuracy",
+    "readout_in_state_space",
+]
 
 #: Visited states used for the state-space PCA (a random subset beyond this).
 MAX_PCA_STATES = 20_000
@@ -295,7 +309,44 @@ def _states_and_accuracy(model, params, data, index, batch_size):
     return hs_list, mask_list, float(np.mean(np.concatenate(correct)))
 
 
-def _linearized_accuracy(model, params, lin, data, index, batch_size, switch):
+def linearized_accuracy(
+    model: Classifier,
+    params: Any,
+    data: Any,
+    lin: Linearization,
+    *,
+    switch: str = "initial",
+    index: Any = None,
+    batch_size: int = 256,
+) -> float:
+    """Accuracy of the linearised classifier on ``data``.
+
+    Each example runs ``run_linearized(lin, h0, embedded tokens, mask, switch=switch)``
+    from the model's initial state ``h0``; its final state goes through the model's
+    readout. Multi-label accuracy is the mean per-label accuracy, as in
+    ``rnndyn.train.evaluate``.
+
+    Args:
+      model, params: the trained classifier.
+      data: a ``rnndyn.data.Dataset``.
+      lin: a ``Linearization`` of ``model.cell`` (e.g. at its fixed points).
+      switch: ``"initial"`` or ``"nearest"`` (see ``run_linearized``).
+      index: optional example indices (default: all).
+      batch_size: examples per batch.
+
+    Returns:
+      The fraction correct.
+    """
+    _check_data(model, data, "data")
+    if not isinstance(lin, Linearization):
+        raise ValueError(f"lin must be a Linearization, got {type(lin).__name__}")
+    if lin.points.shape[1] != model.cell.state_size:
+        raise ValueError(
+            f"lin.points has shape {tuple(lin.points.shape)}; expected (K, "
+            f"{model.cell.state_size}) for this model's cell"
+        )
+    index = np.arange(len(data.lengths)) if index is None else np.asarray(index)
+    batch_size = max(1, min(batch_size, len(index)))
     h0 = model.cell.initial_state()
     emb = params["embedding"]
     correct = []
@@ -524,7 +575,9 @@ def analyze(
 
     # 6. linearised accuracy
     lin_acc = {
-        s: _linearized_accuracy(model, params, lin, data, index, batch_size, s)
+        s: linearized_accuracy(
+            model, params, data, lin, switch=s, index=index, batch_size=batch_size
+        )
         for s in ("initial", "nearest")
     }
     linearized = LinearizedAccuracy(full_acc, lin_acc["initial"], lin_acc["nearest"], len(index))
