@@ -594,7 +594,7 @@ def analyze(
         threshold=threshold,
     )
     result = Analysis(
-        model=describe_model(model),
+        model=_describe(model),
         dataset=str(getattr(data, "name", "") or ""),
         num_candidates=len(found),
         num_converged=found.num_converged,
@@ -634,6 +634,20 @@ def _alignment_or_nan(readout: np.ndarray, directions: np.ndarray) -> np.ndarray
     if np.any(ok):
         out[:, ok] = mf.readout_alignment(readout, directions[ok])
     return out
+
+
+def _describe(model: Classifier) -> dict:
+    try:
+        return describe_model(model)
+    except ValueError:  # a wrapped cell (from_flax / from_function): describe it by size
+        return {
+            "cell": type(model.cell).__name__,
+            "state_size": int(model.cell.state_size),
+            "vocab_size": model.vocab_size,
+            "embed_size": model.embed_size,
+            "num_classes": model.num_classes,
+            "multilabel": model.multilabel,
+        }
 
 
 def _safe_correlation(a: np.ndarray, b: np.ndarray) -> float:

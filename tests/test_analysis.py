@@ -81,6 +81,35 @@ def test_linearized_accuracy_is_exact_for_an_affine_cell():
         linearized_accuracy(model, params, ds, bad)
 
 
+def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path):
+    # No training: a GRU with strong symmetric recurrence (many fixed points, as in the
+    # quick start), wrapped as a plain function, goes through every step of analyze.
+    gru = cells.GRU(8)
+    cell = cells.from_function(lambda p, h, x: gru(p, h, x), state_size=8)
+    ds = data.synthetic.sentiment(jax.random.key(0), 40)
+    model = Classifier(cell, ds.vocab_size, embed_size=3, num_classes=2)
+    params = {
+        "embedding": 0.1 * jax.random.normal(jax.random.key(1), (ds.vocab_size, 3)),
+        "cell": gru.init(jax.random.key(2), 3),
+        "readout": {"W": jax.random.normal(jax.random.key(5), (8, 2)), "b": jnp.zeros(2)},
+    }
+    w = jax.random.normal(jax.random.key(3), (8, 8))
+    params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 16:].set(2.0 * (w + w.T) / 4.0)
+    a = analyze(
+        model, ds, params, key=jax.random.key(4), num_initial=128, max_steps=2000, verbose=False
+    )
+    assert a.model["cell"] == type(cell).__name__ and a.model["state_size"] == 8
+    k = len(a.fixed_points)
+    assert k >= 2 and a.eigenvalues.shape == (k, 8) and a.slow_modes.shape == (k,)
+    assert np.all(np.asarray(a.fixed_points.speeds) < 1e-8)
+    assert a.readout.shape == (2, 8) and np.allclose(a.readout.sum(0), 0.0)
+    assert a.word_effects.mode_projections.shape == (ds.vocab_size, a.manifold_dimension)
+    assert 0.0 <= a.linearized.initial <= 1.0 and a.linearized.num_examples == 40
+    record = json.loads(a.to_json(tmp_path / "a.json"))
+    assert record == json.loads((tmp_path / "a.json").read_text())
+    assert "fixed points kept" in a.summary()
+
+
 def test_analyze_argument_errors():
     model = Classifier(cells.GRU(4), vocab_size=20, embed_size=3, num_classes=2)
     ds = data.synthetic.sentiment(jax.random.key(0), 10, num_neutral=12)
