@@ -61,6 +61,8 @@ __all__ = [
 
 #: Visited states used for the state-space PCA (a random subset beyond this).
 MAX_PCA_STATES = 20_000
+#: Visited states kept in memory for sampling initial states (a random subset beyond).
+MAX_VISITED_STATES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,18 +297,25 @@ def _resolve_model(model: Any, params: Any) -> tuple[Classifier, Any]:
     return model, params
 
 
-def _states_and_accuracy(model, params, data, index, batch_size):
-    """Visited states ``(n_states, S)``, per-sequence final states and full accuracy."""
-    hs_list, mask_list, correct = [], [], []
+def _states_and_accuracy(model, params, data, index, batch_size, rng):
+    """Visited (non-padding) states ``(n, S)`` and the full model's accuracy.
+
+    At most ``MAX_VISITED_STATES`` states are kept, each batch contributing its share
+    (a uniform random subset), so memory does not grow with the dataset.
+    """
+    states, correct = [], []
     for start in range(0, len(index), batch_size):
         rows = index[start : start + batch_size]
         batch = _batch(data, rows, batch_size)
         logits, hs = model.apply(params, batch["tokens"], batch["mask"], return_states=True)
         n = len(rows)
         correct.append(np.asarray(model.correct(logits, batch["labels"]))[:n])
-        hs_list.append(np.asarray(hs)[:n])
-        mask_list.append(batch["mask"][:n])
-    return hs_list, mask_list, float(np.mean(np.concatenate(correct)))
+        real = np.asarray(hs)[:n][batch["mask"][:n]]
+        share = max(1, -(-MAX_VISITED_STATES * n // len(index)))
+        if len(real) > share:
+            real = real[np.sort(rng.choice(len(real), share, replace=False))]
+        states.append(real)
+    return np.concatenate(states), float(np.mean(np.concatenate(correct)))
 
 
 def linearized_accuracy(
@@ -415,7 +424,8 @@ def analyze(
       train_data: dataset whose word counts feed the bag-of-words baseline and the
         dimension prediction (default: ``data``).
       max_examples: analyse a random subset of at most this many examples of ``data``
-        (``None``: all).
+        (``None``: all). Of their hidden states at most ``MAX_VISITED_STATES`` (a
+        random subset) are kept, so memory stays bounded for long documents.
       num_initial, noise, tol, max_steps, learning_rate: fixed-point search settings.
       merge_tol, outlier_factor: clean-up of the found points.
       threshold: variance fraction defining the manifold dimension (and prediction).
@@ -458,8 +468,8 @@ def analyze(
     batch_size = min(batch_size, len(index))
 
     # 1. visited states and the full model's accuracy
-    hs_list, mask_list, full_acc = _states_and_accuracy(model, params, data, index, batch_size)
-    visited = np.concatenate([h[m] for h, m in zip(hs_list, mask_list, strict=True)])
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(jax.random.fold_in(k_subset, 1))))
+    visited, full_acc = _states_and_accuracy(model, params, data, index, batch_size, rng)
     _log(verbose, t0, f"{len(index)} examples, {len(visited)} visited states, acc {full_acc:.4f}")
 
     # 2. fixed points at zero input from visited states

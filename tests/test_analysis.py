@@ -81,7 +81,7 @@ def test_linearized_accuracy_is_exact_for_an_affine_cell():
         linearized_accuracy(model, params, ds, bad)
 
 
-def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path):
+def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, capsys):
     # No training: a GRU with strong symmetric recurrence (many fixed points, as in the
     # quick start), wrapped as a plain function, goes through every step of analyze.
     gru = cells.GRU(8)
@@ -95,9 +95,13 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path):
     }
     w = jax.random.normal(jax.random.key(3), (8, 8))
     params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 16:].set(2.0 * (w + w.T) / 4.0)
+    monkeypatch.setattr(rnndyn.analysis, "MAX_VISITED_STATES", 300)
     a = analyze(
-        model, ds, params, key=jax.random.key(4), num_initial=128, max_steps=2000, verbose=False
+        model, ds, params, key=jax.random.key(4), num_initial=128, max_steps=2000, verbose=True
     )
+    log = capsys.readouterr().err
+    assert "40 examples, 300 visited states" in log  # ~1200 real tokens, capped
+    assert "[analyze" in log and "done" in log
     assert a.model["cell"] == type(cell).__name__ and a.model["state_size"] == 8
     k = len(a.fixed_points)
     assert k >= 2 and a.eigenvalues.shape == (k, 8) and a.slow_modes.shape == (k,)
