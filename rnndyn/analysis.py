@@ -556,8 +556,9 @@ def analyze(
     logit_effects = (readout @ right[ref][:, :d] @ modes.T).real.T  # (V, C)
     modes = np.real(modes) * signs
     direct = mf.readout_projections(readout, j_inp, emb)
-    counts = mf.word_counts(train_data.tokens, model.vocab_size, lengths=train_data.lengths)[0]
-    counts = counts.sum(axis=0)
+    tokens = np.asarray(train_data.tokens)
+    real = np.arange(tokens.shape[1])[None, :] < np.asarray(train_data.lengths)[:, None]
+    counts = np.bincount(tokens[real], minlength=model.vocab_size).astype(np.float64)
     bow = mf.fit_bag_of_words(
         train_data.tokens,
         train_data.labels,
