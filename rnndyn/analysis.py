@@ -156,6 +156,9 @@ class Analysis:
         point; nan for a mode invisible to the readout.
       tangent_alignment: ``(K,)`` ``‖P v‖ / ‖v‖`` of each point's top right eigenvector
         ``v`` on the local ``d``-dimensional tangent space of the points.
+      reference_distance: ``‖h0 − h*‖`` from the initial state to the reference point
+        (the fixed point nearest it). Large values mean no fixed point is near where
+        documents start, and the ``initial`` linearisation cannot be accurate.
       word_effects: ``WordEffects`` at the reference point.
       linearized: ``LinearizedAccuracy``.
       prediction: ``manifold.DimensionPrediction`` from the word counts of ``train_data``.
@@ -183,6 +186,7 @@ class Analysis:
     readout_overlap: float
     readout_eigen_alignment: np.ndarray
     tangent_alignment: np.ndarray
+    reference_distance: float
     word_effects: WordEffects
     linearized: LinearizedAccuracy
     prediction: mf.DimensionPrediction
@@ -230,7 +234,8 @@ class Analysis:
                 f"{np.median(self.tangent_alignment):.3f}",
                 f"word effects vs bag-of-words: r = {self.word_effects.correlation:.3f}",
                 f"accuracy: full {lin.full:.4f}, linearised around the initial point "
-                f"{lin.initial:.4f}, around the nearest point {lin.nearest:.4f}",
+                f"{lin.initial:.4f} (it lies {self.reference_distance:.3g} from h0), around "
+                f"the nearest point {lin.nearest:.4f}",
             ]
         )
 
@@ -628,6 +633,7 @@ def analyze(
         readout_overlap=mf.subspace_overlap(w_out, out_basis),
         readout_eigen_alignment=_alignment_or_nan(w_out, out_modes),
         tangent_alignment=tangent,
+        reference_distance=float(np.linalg.norm(points[ref] - h_init)),
         word_effects=words,
         linearized=linearized,
         prediction=prediction,

@@ -194,6 +194,8 @@ def _check_line_attractor(train_set, a):
     assert a.word_effects.correlation > 0.7  # agrees with a bag-of-words model
     lin = a.linearized
     assert max(lin.initial, lin.nearest) >= lin.full - 0.05
+    # the line passes near the initial state, where every document starts
+    assert a.reference_distance < 0.5 * np.linalg.norm(np.ptp(a.fixed_points.points, axis=0))
 
 
 def _check(task, train_set, a):
@@ -218,6 +220,9 @@ def _check(task, train_set, a):
         assert a.prediction.dimension == 3
 
 
+# The keys are fixed, so these runs are deterministic. The GRU's line attractor passes
+# with every seed we tried; the 16-unit LSTM's fixed-point geometry is seed-sensitive
+# (2 of 5 seeds pass every sentiment check; see docs/analysis.md).
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("task", list(TASKS))
