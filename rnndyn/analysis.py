@@ -399,7 +399,7 @@ def analyze(
     max_examples: int | None = 1000,
     num_initial: int = 1024,
     noise: float = 0.01,
-    tol: float = 1e-8,
+    tol: float | None = None,
     max_steps: int = 5000,
     learning_rate: float = 1e-2,
     merge_tol: float = 1e-3,
@@ -416,7 +416,9 @@ def analyze(
 
     Fixed points are searched at zero input (``x* = 0``, "no word") from ``num_initial``
     visited states plus Gaussian noise of scale ``noise``, with Adam until the speed
-    ``q = ½‖F(h) − h‖² < tol``, and *without* Newton polish: polishing would pull the
+    ``q = ½‖F(h) − h‖² < tol`` (default ``S · 1e-8 / 2``: Maheswaranathan et al.'s
+    per-dimension criterion ``(1/S)‖F(h) − h‖² < 1e-8``), and *without* Newton polish:
+    polishing would pull the
     slow points that trace the manifold onto its few exact fixed points. Converged points
     are de-duplicated (``merge_tol``) and outliers dropped (``outlier_factor``).
 
@@ -431,7 +433,8 @@ def analyze(
       max_examples: analyse a random subset of at most this many examples of ``data``
         (``None``: all). Of their hidden states at most ``MAX_VISITED_STATES`` (a
         random subset) are kept, so memory stays bounded for long documents.
-      num_initial, noise, tol, max_steps, learning_rate: fixed-point search settings.
+      num_initial, noise, tol, max_steps, learning_rate: fixed-point search settings
+        (``tol`` on ``q``; ``None``: ``S · 1e-8 / 2`` for state size ``S``).
       merge_tol, outlier_factor: clean-up of the found points.
       threshold: variance fraction defining the manifold dimension (and prediction).
       manifold_dim: use this dimension instead of measuring it.
@@ -478,6 +481,8 @@ def analyze(
     _log(verbose, t0, f"{len(index)} examples, {len(visited)} visited states, acc {full_acc:.4f}")
 
     # 2. fixed points at zero input from visited states
+    if tol is None:
+        tol = 0.5e-8 * model.cell.state_size  # (1/S)‖F(h) − h‖² < 1e-8
     k_sample, k_search = jax.random.split(k_init)
     h0 = sample_states(jnp.asarray(visited), num_initial, k_sample, noise=noise)
     x_star = jnp.zeros((model.embed_size,), jnp.float32)
@@ -499,7 +504,7 @@ def analyze(
     if len(kept) < 2:
         raise RuntimeError(
             f"only {len(kept)} distinct fixed point(s) kept of {len(found)} candidates "
-            f"({found.num_converged} converged below tol={tol}); the manifold analysis "
+            f"({found.num_converged} converged below tol={tol:.3g}); the manifold analysis "
             f"needs at least 2. If few converged, raise max_steps (now {max_steps}) or "
             "tol; if all converged to one point, the network has a single fixed point "
             "and no attractor manifold (is it trained?)"

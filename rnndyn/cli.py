@@ -181,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-initial", type=int, default=1024, help="initial states of the fixed-point search"
     )
     a.add_argument(
-        "--tol", type=float, default=1e-8, help="fixed-point tolerance on q = |F(h) - h|^2 / 2"
+        "--tol",
+        type=float,
+        default=None,
+        help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2, i.e. a "
+        "per-dimension speed |F(h) - h|^2 / S below 1e-8)",
     )
     a.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
     a.add_argument(
