@@ -219,3 +219,35 @@ def test_linearization_matches_jacobians_and_checks_arguments():
         rnndyn.run_linearized(lin, jnp.zeros(N + 1), xs)
     with pytest.raises(ValueError, match="mask has shape"):
         rnndyn.run_linearized(lin, jnp.zeros(N), xs, jnp.ones((2, 4), bool))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    t=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_run_linearized_matches_a_reference_loop(k, s, t, seed):
+    rng = np.random.default_rng(seed)
+    lin = rnndyn.Linearization(
+        points=jnp.asarray(rng.standard_normal((k, s))),
+        inputs=jnp.asarray(rng.standard_normal((k, 2))),
+        j_rec=jnp.asarray(0.5 * rng.standard_normal((k, s, s))),
+        j_inp=jnp.asarray(rng.standard_normal((k, s, 2))),
+    )
+    xs = rng.standard_normal((2, t, 2))
+    mask = rng.random((2, t)) < 0.7
+    h0 = rng.standard_normal((2, s))
+    pts, ins = np.asarray(lin.points), np.asarray(lin.inputs)
+    a, b = np.asarray(lin.j_rec), np.asarray(lin.j_inp)
+    for switch in ("initial", "nearest"):
+        got = np.asarray(rnndyn.run_linearized(lin, h0, xs, mask, switch=switch))
+        for i in range(2):
+            h = h0[i].astype(np.float32)
+            first = int(np.argmin(((pts - h) ** 2).sum(1)))
+            for j in range(t):
+                if mask[i, j]:
+                    c = first if switch == "initial" else int(np.argmin(((pts - h) ** 2).sum(1)))
+                    h = pts[c] + a[c] @ (h - pts[c]) + b[c] @ (xs[i, j] - ins[c])
+                np.testing.assert_allclose(got[i, j], h, rtol=1e-4, atol=1e-4)
