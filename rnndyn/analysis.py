@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnndyn import _checks
 from rnndyn import manifold as mf
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states
 from rnndyn.linearize import (
@@ -276,7 +277,12 @@ def readout_in_state_space(model: Classifier, params: Any, state: Array) -> np.n
     every row changes no prediction.
     """
     j_out = jax.jacobian(model.cell.output)(jnp.asarray(state, jnp.float32))
-    rows = np.asarray(params["readout"]["W"], np.float64).T @ np.asarray(j_out, np.float64)
+    return _readout_rows(model, params) @ np.asarray(j_out, np.float64)
+
+
+def _readout_rows(model: Classifier, params: Any) -> np.ndarray:
+    """``W^T (C, N)``, centred over classes for softmax (a shared shift changes nothing)."""
+    rows = np.asarray(params["readout"]["W"], np.float64).T
     if not model.multilabel:
         rows = rows - rows.mean(axis=0, keepdims=True)
     return rows
@@ -459,14 +465,9 @@ def analyze(
     train_data = data if train_data is None else train_data
     if train_data is not data:
         _check_data(model, train_data, "train_data")
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
-    ):
-        raise ValueError(f"max_examples must be an integer >= 1 or None, got {max_examples!r}")
-    if manifold_dim is not None and (
-        isinstance(manifold_dim, bool) or not isinstance(manifold_dim, int) or manifold_dim < 1
-    ):
-        raise ValueError(f"manifold_dim must be an integer >= 1 or None, got {manifold_dim!r}")
+    for name, value in (("max_examples", max_examples), ("manifold_dim", manifold_dim)):
+        if value is not None:
+            _checks.check_int(name, value, minimum=1)
     k_subset, k_init, k_pca = jax.random.split(key, 3)
 
     n = len(data.lengths)
@@ -544,9 +545,7 @@ def analyze(
     # Readout geometry lives where the readout looks: cell.output(h) (h itself except for
     # the LSTM, whose line attractor sits mostly in c while the readout sees only h).
     out_basis = out_pca.components[: min(d, out_pca.components.shape[0])]
-    w_out = np.asarray(params["readout"]["W"], np.float64).T  # (C, N)
-    if not model.multilabel:
-        w_out = w_out - w_out.mean(axis=0, keepdims=True)
+    w_out = _readout_rows(model, params)  # (C, N)
     j_out = np.asarray(jax.jacobian(model.cell.output)(jnp.asarray(points[ref], jnp.float32)))
     out_modes = (j_out.astype(np.float64) @ (right_ref * signs)).T  # (d, N)
     k_nb = neighbours if neighbours is not None else max(2 * d + 2, 10)
