@@ -254,11 +254,7 @@ def _jsonable(x: Any) -> Any:
         arr = np.asarray(x)
         if arr.dtype.kind == "c":
             return {"real": _jsonable(arr.real), "imag": _jsonable(arr.imag)}
-        if arr.dtype.kind == "b":
-            return arr.tolist()
-        if arr.dtype.kind in "iu":
-            return arr.tolist()
-        if arr.dtype.kind == "f":
+        if arr.dtype.kind == "f":  # through the float branch: non-finite values
             return _jsonable(arr.astype(np.float64).tolist())
         return arr.tolist()
     if isinstance(x, float):
@@ -539,15 +535,17 @@ def analyze(
     basis = mf.pca(pca_states).components[:d]
     h_init = np.asarray(model.cell.initial_state(), np.float64)
     ref = int(nearest_point(jnp.asarray(points), jnp.asarray(h_init)))
-    readout = readout_in_state_space(model, params, points[ref])
+    w_out = _readout_rows(model, params)  # (C, N)
+    j_out = np.asarray(
+        jax.jacobian(model.cell.output)(jnp.asarray(points[ref], jnp.float32)), np.float64
+    )
+    readout = w_out @ j_out  # (C, S): readout_in_state_space at the reference point
     right_ref = right[ref][:, :d].real
     signs = _sign_modes(readout, right_ref)
     # Readout geometry lives where the readout looks: cell.output(h) (h itself except for
     # the LSTM, whose line attractor sits mostly in c while the readout sees only h).
-    out_basis = out_pca.components[: min(d, out_pca.components.shape[0])]
-    w_out = _readout_rows(model, params)  # (C, N)
-    j_out = np.asarray(jax.jacobian(model.cell.output)(jnp.asarray(points[ref], jnp.float32)))
-    out_modes = (j_out.astype(np.float64) @ (right_ref * signs)).T  # (d, N)
+    out_basis = out_pca.components[:d]
+    out_modes = (j_out @ (right_ref * signs)).T  # (d, N)
     k_nb = neighbours if neighbours is not None else max(2 * d + 2, 10)
     k_nb = min(k_nb, len(points))
     if k_nb > d:

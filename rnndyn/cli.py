@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_at_least_one(args: argparse.Namespace, names: Sequence[str]) -> None:
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.dataset not in SYNTHETIC and not _is_real(args.dataset):
         from rnndyn.data.tfds_load import NEEDS_LOCAL
@@ -218,9 +224,9 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.cell.lower() not in CELLS:
         raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
-    for name in ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    _check_at_least_one(
+        args, ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size")
+    )
     if args.num_neutral < 0:
         raise ValueError(f"--num-neutral must be >= 0, got {args.num_neutral}")
     if not args.evidence_strength > 0:
@@ -326,9 +332,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from rnndyn.analysis import analyze
     from rnndyn.train import load_checkpoint
 
-    for name in ("max_examples", "num_initial", "max_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
     if not 0 < args.threshold <= 1:
         raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
     ckpt = load_checkpoint(args.checkpoint)

@@ -471,13 +471,12 @@ def ratings(
 
     The studies' ordered task: a document's label is its mean word valence ``S / T``
     binned into ``C`` classes (edges between the classes' expected means, see
-    :func:`rating_vocabulary`), so neighbouring classes share all their evidence and one
-    number, the running valence, suffices to classify: the predicted and the trained
-    manifold are 1-D instead of ``C − 1``. Documents of latent class ``y`` draw words
+    :func:`rating_vocabulary`), so neighbouring classes share all their evidence: the
+    dimension predicted from word counts is about 2 instead of ``C − 1`` (the valence
+    and, since the mean is binned, the length). Documents of latent class ``y`` draw words
     with ``p(w | y) ∝ exp(evidence_strength · a_y · v_w)`` and are redrawn until their
     bin is ``y`` (as in :func:`categorical`), so classes are balanced.
     """
-    _check_int("num_classes", num_classes, 2)
     vocab_evidence = rating_vocabulary(num_classes, num_neutral, valences, evidence_strength)
     ds = _generate(
         key,
