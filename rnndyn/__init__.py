@@ -16,7 +16,7 @@ Core API::
 from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
-from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states, speed
+from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
     Linearization,
@@ -49,6 +49,7 @@ __all__ = [
     "Analysis",
     "Eigen",
     "FixedPoints",
+    "Status",
     "Vanilla",
     "cells",
     "data",

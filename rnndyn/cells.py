@@ -84,6 +84,17 @@ class Cell:
     def check_params(self, params: Params) -> None:
         """Raise ``ValueError`` if ``params`` do not fit this cell."""
 
+    def state_bounds(self) -> tuple[Array, Array] | None:
+        """The box ``lower <= state <= upper`` the cell's state cannot leave, or ``None``.
+
+        Returns ``(lower, upper)``, each broadcastable to ``(S,)`` (entries may be
+        ``±inf``), or ``None``
+        when the cell declares no such set. A state started inside the box stays inside
+        it, so every fixed point lies in it; ``find_fixed_points`` keeps its candidates
+        there.
+        """
+        return None
+
 
 def _orthogonal_blocks(key: Array, n: int, blocks: int) -> Array:
     keys = jax.random.split(key, blocks)
@@ -159,6 +170,11 @@ class _GatedCell(Cell):
                     f"input size {m}"
                 )
 
+    def state_bounds(self) -> tuple[Array, Array]:
+        """``|h_i| <= 1``: a tanh, or a convex combination of the old state and a tanh."""
+        ones = jnp.ones((self.state_size,))
+        return -ones, ones
+
     def _preact(self, params: Params, h: Array, x: Array) -> Array:
         return h @ params["W_h"] + x @ params["W_x"] + params["b"]
 
@@ -231,6 +247,12 @@ class LSTM(_GatedCell):
     def output(self, state: Array) -> Array:
         return state[..., : self.hidden_size]
 
+    def state_bounds(self) -> tuple[Array, Array]:
+        """``|h_i| <= 1`` (``h = o ⊙ tanh(c)``); the memory ``c`` is unbounded."""
+        n = self.hidden_size
+        upper = jnp.concatenate([jnp.ones((n,)), jnp.full((n,), jnp.inf)])
+        return -upper, upper
+
     def __call__(self, params: Params, state: Array, x: Array) -> Array:
         n = self.hidden_size
         h, c = state[..., :n], state[..., n:]
@@ -297,6 +319,10 @@ class FunctionCell(Cell):
     fn: Callable[[Params, Array, Array], Array]
     state_size: int | None = None  # type: ignore[assignment]
     output_fn: Callable[[Array], Array] | None = None
+    bounds: tuple[Array, Array] | None = None
+
+    def state_bounds(self) -> tuple[Array, Array] | None:
+        return self.bounds
 
     def init(self, key: Array, input_size: int) -> Params:
         raise ValueError("a cell made by from_function has no initialiser: pass your own params")
@@ -308,10 +334,32 @@ class FunctionCell(Cell):
         return state if self.output_fn is None else self.output_fn(state)
 
 
+def _check_bounds(bounds: Any) -> tuple[Array, Array] | None:
+    """``(lower, upper)`` as float arrays with ``lower <= upper``, or ``None``."""
+    if bounds is None:
+        return None
+    if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+        raise ValueError(
+            f"bounds must be a pair (lower, upper) of scalars or (S,) arrays, got {bounds!r}"
+        )
+    lower = _checks.as_array("bounds[0] (lower)", bounds[0]).astype(jnp.float32)
+    upper = _checks.as_array("bounds[1] (upper)", bounds[1]).astype(jnp.float32)
+    if lower.ndim > 1 or upper.ndim > 1:
+        raise ValueError(
+            f"bounds must be scalars or (S,) arrays, got shapes {lower.shape} and {upper.shape}"
+        )
+    if bool(jnp.any(jnp.isnan(lower)) | jnp.any(jnp.isnan(upper))) or not bool(
+        jnp.all(lower < upper)
+    ):
+        raise ValueError(f"bounds must satisfy lower < upper without NaN, got {bounds!r}")
+    return lower, upper
+
+
 def from_function(
     fn: Callable[[Params, Array, Array], Array],
     state_size: int | None = None,
     output: Callable[[Array], Array] | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> Cell:
     """Wrap ``fn(params, h, x) -> h'`` as a cell.
 
@@ -320,12 +368,16 @@ def from_function(
         must be traceable by JAX.
       state_size: ``S``; optional, needed only by ``initial_state``.
       output: optional ``state -> readout features`` map (default: identity).
+      bounds: optional ``(lower, upper)``, scalars or ``(S,)`` arrays (``±inf`` allowed):
+        a box the state never leaves once inside it (e.g. ``(-1, 1)`` for a tanh
+        network). The fixed-point search keeps its candidates in it. Default: none.
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {type(fn).__name__}")
     if state_size is not None:
         _check_positive_size("state_size", state_size)
-    return FunctionCell(fn=fn, state_size=state_size, output_fn=output)
+    bounds = _check_bounds(bounds)
+    return FunctionCell(fn=fn, state_size=state_size, output_fn=output, bounds=bounds)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -334,6 +386,10 @@ class FlaxCell(Cell):
 
     module: Any
     output_fn: Callable[[Array], Array] | None = None
+    bounds: tuple[Array, Array] | None = None
+
+    def state_bounds(self) -> tuple[Array, Array] | None:
+        return self.bounds
 
     def _carry_template(self):
         return jax.eval_shape(lambda: self.module.initialize_carry(jax.random.key(0), (1,)))
@@ -370,7 +426,11 @@ class FlaxCell(Cell):
         return state[..., state.shape[-1] - last :]
 
 
-def from_flax(module: Any, output: Callable[[Array], Array] | None = None) -> Cell:
+def from_flax(
+    module: Any,
+    output: Callable[[Array], Array] | None = None,
+    bounds: tuple[Any, Any] | None = None,
+) -> Cell:
     """Wrap a ``flax.linen`` recurrent cell (``nn.GRUCell``, ``nn.LSTMCell``, ...).
 
     The flax carry is flattened leaf by leaf into one state vector: for ``nn.LSTMCell``
@@ -381,13 +441,16 @@ def from_flax(module: Any, output: Callable[[Array], Array] | None = None) -> Ce
       module: a ``flax.linen.RNNCellBase`` instance.
       output: optional ``state -> readout features`` map. Default: the carry's last
         leaf, which is the cell's output ``h`` for flax's GRU, LSTM, simple and MGU cells.
+      bounds: optional ``(lower, upper)`` box of the flat state the cell cannot leave
+        (scalars or ``(S,)`` arrays, ``±inf`` allowed), as in ``from_function``. Default:
+        none (flax cells are user code; rnndyn does not guess).
     """
     if not (hasattr(module, "initialize_carry") and hasattr(module, "apply")):
         raise ValueError(
             "module must be a flax.linen recurrent cell with initialize_carry and apply "
             f"(e.g. nn.GRUCell(features=64)), got {type(module).__name__}"
         )
-    return FlaxCell(module=module, output_fn=output)
+    return FlaxCell(module=module, output_fn=output, bounds=_check_bounds(bounds))
 
 
 def validate(

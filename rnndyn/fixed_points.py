@@ -1,31 +1,79 @@
-"""Batched search for fixed points ``F(h, x*) = h`` of a recurrent cell.
+"""Batched, certified search for fixed points ``F(h, x*) = h`` of a recurrent cell.
 
-The search minimises the speed ``q(h) = ½ ‖F(h, x*) − h‖²`` from many initial states
-at once: one jit-compiled ``lax.while_loop`` over a vmapped optimiser step, in which
-each point stops moving once its speed is below ``tol``. Points already near a root
-can then be polished by damped Newton (Levenberg–Marquardt) steps on
-``F(h, x*) − h = 0``, which reach speeds many orders of magnitude below what a
-first-order optimiser reaches in the same time.
+``find_fixed_points`` runs a per-candidate hybrid in one compiled loop
+(``rnndyn._search``): first-order steps (Adam or any optax optimiser) on the speed
+``q(h) = ½ ‖F(h, x*) − h‖²`` until a candidate is close to a root or stalls, then
+damped Newton / Levenberg–Marquardt steps for that candidate alone, stopping as soon
+as it is a root or stops making progress (a slow point). Candidates stay inside the box
+the cell's state cannot leave (``cell.state_bounds()``). Afterwards, on the host:
+
+- every candidate below ``tol`` is **certified** in float64: its residual is evaluated
+  again in float64, and the Newton correction ``‖(J − I)⁺ r‖`` must be small (a float32
+  artefact such as a saturated gate has a tiny residual but a large correction); the
+  smallest singular value of ``J − I`` tells an isolated root from a point on a
+  continuum of fixed points (line or plane attractor);
+- **deflation** (Farrell, Birkisson & Funke 2015): candidates that ended at an
+  already-found isolated root, or at no root, are run again from their starting states
+  with those roots deflated, which pushes them to roots not yet found.
+
+Each candidate ends with a ``Status``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import sys
+import types
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from scipy.spatial import cKDTree
 
-from rnndyn import _checks
+from rnndyn import _checks, _search
 from rnndyn.cells import Cell, validate
 
 Array = jax.Array
 
-__all__ = ["FixedPoints", "find_fixed_points", "sample_states", "speed"]
+__all__ = ["FixedPoints", "Status", "find_fixed_points", "sample_states", "speed"]
+
+
+class Status(enum.IntEnum):
+    """How a candidate's search ended (``FixedPoints.status``)."""
+
+    CONVERGED = _search.CONVERGED
+    CONTINUUM = _search.CONTINUUM
+    SLOW_POINT = _search.SLOW_POINT
+    MAX_STEPS = _search.MAX_STEPS
+    DIVERGED = _search.DIVERGED
+    OUTSIDE = _search.OUTSIDE
+    UNCERTIFIED = _search.UNCERTIFIED
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.CONVERGED: "an isolated root: q < tol, certified in float64, J - I well conditioned",
+    Status.CONTINUUM: "a root on a continuum of fixed points (smallest singular value of "
+    "J - I below continuum_tol): not isolated",
+    Status.SLOW_POINT: "q stalled above tol: a local minimum of q (a slow point), not a root",
+    Status.MAX_STEPS: "hit the step cap before converging or stalling",
+    Status.DIVERGED: "the state or q became NaN or inf",
+    Status.OUTSIDE: "held on the faces of the box the cell's state cannot leave without "
+    "being a root there (the unconstrained search would have left the reachable set)",
+    Status.UNCERTIFIED: "q < tol in the search's precision, but the float64 re-check failed "
+    "(residual or Newton correction too large): a numerical artefact, e.g. saturated gates",
+}
+
+_ROOTS = (int(Status.CONVERGED), int(Status.CONTINUUM))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +83,20 @@ class FixedPoints:
     Attributes:
       points: ``(K, S)`` final states of the search.
       speeds: ``(K,)`` final ``q = ½‖F(h, x) − h‖²``; ``inf`` where the search diverged.
-      converged: ``(K,)`` bool, ``speeds < tol`` with finite state. Only these are
-        fixed points; diverged (NaN/inf) candidates are never marked converged.
-      steps: ``(K,)`` optimiser steps each candidate took before it froze.
+      converged: ``(K,)`` bool: the candidate is a root (``Status.CONVERGED`` or
+        ``Status.CONTINUUM``). Diverged, slow, capped, outside or uncertified
+        candidates are never converged.
+      steps: ``(K,)`` steps each candidate took (first- plus second-order).
       inputs: ``(K, M)`` the constant input ``x*`` used for each candidate.
       initial_states: ``(K, S)`` where each candidate started (after noise).
+      status: ``(K,)`` int, a ``Status`` per candidate (``Status(int(s)).message``).
+      certificate: ``(K,)`` float64 ``q`` re-evaluated in float64 at the point (NaN
+        where not certified: not below ``tol``, or the search ran under ``jax.jit``).
+      correction: ``(K,)`` float64 norm of the Newton correction ``(J − I)⁺ r`` there:
+        how far the nearest root of the linearisation is (NaN where not certified).
+      sigma_min: ``(K,)`` float64 smallest singular value of ``J − I`` (NaN where not
+        certified); near zero on a continuum of fixed points.
+      stats: ``dict`` of run statistics (rounds, roots found per round, steps).
     """
 
     points: Array
@@ -48,13 +105,29 @@ class FixedPoints:
     steps: Array
     inputs: Array
     initial_states: Array
+    status: Any = None
+    certificate: Any = None
+    correction: Any = None
+    sigma_min: Any = None
+    stats_items: tuple = ()
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
 
     @property
+    def stats(self) -> dict:
+        return dict(self.stats_items)
+
+    @property
     def num_converged(self) -> int:
         return int(np.count_nonzero(np.asarray(self.converged)))
+
+    def counts(self) -> dict[str, int]:
+        """Number of candidates per ``Status`` name."""
+        if self.status is None:
+            return {}
+        status = np.asarray(self.status)
+        return {s.name: int(np.sum(status == s)) for s in Status if np.any(status == s)}
 
     def select(self, index: Any) -> FixedPoints:
         """Subset by a boolean mask ``(K,)`` or integer indices (eager, not under jit)."""
@@ -62,62 +135,97 @@ class FixedPoints:
         return jax.tree_util.tree_map(lambda a: a[index], self)
 
     def keep_converged(self) -> FixedPoints:
-        """Only the candidates with ``converged`` true."""
+        """Only the roots (``converged`` true)."""
         return self.select(np.asarray(self.converged, dtype=bool))
 
     def merge_duplicates(self, tol: float = 1e-3) -> FixedPoints:
         """Keep one representative per group of points closer than ``tol``.
 
-        Rule: candidates are visited from slowest speed upwards; a candidate is dropped
-        if its state lies within Euclidean distance ``tol`` of an already kept one
-        with an input within ``tol`` too. So each kept point is the best (lowest-q)
-        of its group, and kept points are pairwise more than ``tol`` apart.
+        Rule: points are grouped by their input ``x*`` (equal rows); within a group,
+        candidates are visited from the lowest speed upwards and each one not yet
+        covered keeps every point within Euclidean distance ``tol`` of it. So each kept
+        point is the best (lowest-q) of its cluster, and kept points are pairwise at
+        least ``tol`` apart. A KD-tree makes this ``O(K log K)`` for well-separated sets.
         """
         _checks.check_positive("tol", tol)
-        points = np.asarray(self.points, dtype=np.float64)
-        inputs = np.asarray(self.inputs, dtype=np.float64)
         speeds = np.nan_to_num(np.asarray(self.speeds, dtype=np.float64), nan=np.inf)
-        kept: list[int] = []
-        for i in np.argsort(speeds, kind="stable"):
-            if kept:
-                dh = np.linalg.norm(points[kept] - points[i], axis=1)
-                dx = np.linalg.norm(inputs[kept] - inputs[i], axis=1)
-                if np.any((dh < tol) & (dx < tol)):
-                    continue
-            kept.append(int(i))
-        return self.select(np.sort(np.asarray(kept, dtype=np.int64)))
+        leader = _cluster(np.asarray(self.points), np.asarray(self.inputs), tol, speeds)
+        return self.select(np.unique(leader))
 
     def drop_outliers(self, factor: float = 10.0) -> FixedPoints:
-        """Drop isolated points.
+        """Drop isolated stray points, never a certified isolated root.
 
-        Rule: a point is an outlier if the distance to its nearest neighbour exceeds
-        ``factor`` times the median nearest-neighbour distance of the set. Sets of
-        fewer than 3 points are returned unchanged.
+        Rule, per input ``x*``: duplicates (closer than 1e-6) count once; a point is an
+        outlier if the distance to its nearest distinct neighbour exceeds ``factor``
+        times the median nearest-neighbour distance of the group. Points with
+        ``Status.CONVERGED`` (isolated roots, e.g. the origin inside a ring attractor)
+        are kept whatever their distance. Groups of fewer than 3 distinct points are
+        kept whole.
         """
         _checks.check_positive("factor", factor)
-        if len(self) < 3:
-            return self
-        nn = nearest_neighbour_distances(np.asarray(self.points, dtype=np.float64))
-        return self.select(nn <= factor * np.median(nn))
+        points = np.asarray(self.points, dtype=np.float64)
+        inputs = np.asarray(self.inputs)
+        leader = _cluster(points, inputs, 1e-6)
+        keep = np.ones(len(self), dtype=bool)
+        for rows in _input_groups(inputs):
+            reps = np.unique(leader[rows])
+            if reps.size < 3:
+                continue
+            nn = nearest_neighbour_distances(points[reps])
+            outlier = dict(zip(reps.tolist(), nn > factor * np.median(nn), strict=True))
+            keep[rows] = [not outlier[int(leader[i])] for i in rows]
+        if self.status is not None:
+            keep |= np.asarray(self.status) == Status.CONVERGED
+        return self.select(keep)
 
 
 jax.tree_util.register_pytree_node(
     FixedPoints,
-    lambda fp: (tuple(getattr(fp, f.name) for f in dataclasses.fields(fp)), None),
-    lambda _, children: FixedPoints(*children),
+    lambda fp: (
+        tuple(getattr(fp, f.name) for f in dataclasses.fields(fp) if f.name != "stats_items"),
+        fp.stats_items,
+    ),
+    lambda stats, children: FixedPoints(*children, stats_items=stats),
 )
 
 
-def nearest_neighbour_distances(points: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def _input_groups(inputs: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each distinct input row, ``(K, M) -> [indices]``."""
+    _, inverse = np.unique(np.asarray(inputs), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [np.flatnonzero(inverse == g) for g in range(int(inverse.max(initial=-1)) + 1)]
+
+
+def _cluster(
+    points: np.ndarray, inputs: np.ndarray, radius: float, order_key: np.ndarray | None = None
+) -> np.ndarray:
+    """Greedy clusters of radius ``radius`` per input; ``(K,)`` index of each row's leader.
+
+    Rows are visited in ``order_key`` order (default: index order); an unassigned row
+    becomes a leader and claims every unassigned row within ``radius`` of it.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    leader = np.full(points.shape[0], -1, dtype=np.int64)
+    for rows in _input_groups(inputs):
+        tree = cKDTree(points[rows])
+        order = rows if order_key is None else rows[np.argsort(order_key[rows], kind="stable")]
+        for i in order:
+            if leader[i] >= 0:
+                continue
+            near = rows[tree.query_ball_point(points[i], radius)]
+            free = near[leader[near] < 0]
+            leader[free] = i
+            leader[i] = i
+    return leader
+
+
+def nearest_neighbour_distances(points: np.ndarray) -> np.ndarray:
     """Euclidean distance from each row of ``points (K, S)`` to its nearest other row."""
-    sq = np.sum(points**2, axis=1)
-    out = np.empty(points.shape[0])
-    for start in range(0, points.shape[0], chunk):
-        block = points[start : start + chunk]
-        d2 = sq[start : start + chunk, None] + sq[None, :] - 2.0 * block @ points.T
-        d2[np.arange(block.shape[0]), start + np.arange(block.shape[0])] = np.inf
-        out[start : start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return out
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape[0] < 2:
+        return np.full(points.shape[0], np.inf)
+    dist, _ = cKDTree(points).query(points, k=2)
+    return dist[:, 1]
 
 
 def speed(cell: Cell, params: Any, state: Array, x: Array) -> Array:
@@ -126,147 +234,200 @@ def speed(cell: Cell, params: Any, state: Array, x: Array) -> Array:
     return 0.5 * jnp.sum(r * r)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Config:
-    optimizer: optax.GradientTransformation
-    tol: float
-    max_steps: int
-    polish_steps: int
-    polish_threshold: float
-    verbose: bool
-    log_every: int
+# --- compilation cache keys -------------------------------------------------------
 
 
-def _where_rows(mask: Array, new: Any, old: Any) -> Any:
-    """Per-row select over a pytree whose leaves all have leading axis K."""
+def _fingerprint(obj: Any, seen: frozenset = frozenset()) -> Any:
+    """A hashable value equal for optimisers built the same way (e.g. two ``adam(1e-3)``).
 
-    def pick(a, b):
-        m = mask.reshape(mask.shape + (1,) * (a.ndim - 1))
-        return jnp.where(m, a, b)
-
-    return jax.tree_util.tree_map(pick, new, old)
-
-
-def _report(step, active, finite, speeds, total) -> None:
-    med = np.median(speeds[finite]) if np.any(finite) else float("nan")
-    print(
-        f"[rnndyn] fixed points: step {int(step):>6d}  still moving {int(active):>6d}/{total}  "
-        f"median q {med:.2e}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _adam_phase(cell, params, inputs, h0, cfg: _Config):
-    """Optimiser steps until every point is below tol (or diverged) or max_steps."""
-    value_and_grad = jax.vmap(jax.value_and_grad(functools.partial(speed, cell, params)))
-    k = h0.shape[0]
-
-    def moving(q):
-        return jnp.isfinite(q) & (q >= cfg.tol)
-
-    def body(carry):
-        step, h, opt_state, q, steps, _ = carry
-        q, g = value_and_grad(h, inputs)
-        active = moving(q)
-        updates, new_opt_state = jax.vmap(cfg.optimizer.update)(g, opt_state, h)
-        h = _where_rows(active, h + updates, h)
-        opt_state = _where_rows(active, new_opt_state, opt_state)
-        steps = steps + active.astype(steps.dtype)
-        if cfg.verbose:
-            jax.lax.cond(
-                step % cfg.log_every == 0,
-                lambda: jax.debug.callback(_report, step, active.sum(), jnp.isfinite(q), q, k),
-                lambda: None,
-            )
-        return step + 1, h, opt_state, q, steps, active.any()
-
-    def cond(carry):
-        step, *_, any_active = carry
-        return (step < cfg.max_steps) & any_active
-
-    opt_state = jax.vmap(cfg.optimizer.init)(h0)
-    q0 = jnp.full((k,), jnp.inf, h0.dtype)
-    steps0 = jnp.zeros((k,), jnp.int32)
-    carry = (jnp.asarray(0), h0, opt_state, q0, steps0, jnp.asarray(True))
-    _, h, _, _, steps, _ = jax.lax.while_loop(cond, body, carry)
-    return h, steps
-
-
-def _polish(cell, params, inputs, h, cfg: _Config):
-    """Damped Newton on r(h) = F(h) − h for points with q < polish_threshold.
-
-    Each step tries two updates with ``A = ∂F/∂h − I``: the Newton step ``A δ = −r``
-    (LU on ``A``, accurate when ``A`` is well conditioned) and the Levenberg–Marquardt
-    step ``(AᵀA + μI) δ = −Aᵀr`` (defined even when ``A`` is singular, as on a continuum
-    of fixed points). The better of the two is kept only if it lowers q; μ shrinks
-    after an LM success and grows after a failure. So q never increases.
+    Functions are described by their code, closure contents and defaults, recursively;
+    containers by their items; numbers and strings by value; arrays by their bytes. Any
+    other object falls back to its identity (so it still compiles correctly, just once
+    per object).
     """
-    n = h.shape[-1]
-    eye = jnp.eye(n, dtype=h.dtype)
-
-    def residual(state, x):
-        return cell(params, state, x) - state
-
-    def half_sq(r):
-        q = 0.5 * jnp.sum(r * r)
-        return jnp.where(jnp.isfinite(q), q, jnp.inf)
-
-    def one(state, x):
-        r0 = residual(state, x)
-        q0 = half_sq(r0)
-        eligible = q0 < cfg.polish_threshold
-
-        def step(carry):
-            i, fails, state, r, q, mu = carry
-            a = jax.jacfwd(residual)(state, x)
-            ata = a.T @ a
-            scale = jnp.trace(ata) / n
-            trial_n = state + jnp.linalg.solve(a, -r)
-            trial_lm = state + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r))
-            r_n, r_lm = residual(trial_n, x), residual(trial_lm, x)
-            q_n, q_lm = half_sq(r_n), half_sq(r_lm)
-            use_n = q_n < q_lm
-            trial = jnp.where(use_n, trial_n, trial_lm)
-            r_trial = jnp.where(use_n, r_n, r_lm)
-            q_trial = jnp.minimum(q_n, q_lm)
-            better = (q_trial < q) & eligible
-            lm_ok = q_lm < q
-            state = jnp.where(better, trial, state)
-            r = jnp.where(better, r_trial, r)
-            q = jnp.where(better, q_trial, q)
-            mu = jnp.where(lm_ok, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
-            fails = jnp.where(better, 0, fails + 1)
-            return i + 1, fails, state, r, q, mu
-
-        def cond(carry):
-            i, fails, *_ = carry
-            # stop once q stalls (eight failed steps in a row, μ having grown 1e8-fold:
-            # at the float floor, or at a slow point that is not a root), or at the cap
-            return eligible & (i < cfg.polish_steps) & (fails < 8)
-
-        init = (0, 0, state, r0, q0, jnp.asarray(1e-6, state.dtype))
-        return jax.lax.while_loop(cond, step, init)[2]
-
-    return jax.vmap(one)(h, inputs)
+    if id(obj) in seen:
+        return ("cycle",)
+    seen = seen | {id(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)) and not _checks.is_traced(obj):
+        arr = np.asarray(obj)
+        return ("array", arr.shape, str(arr.dtype), arr.tobytes())
+    if isinstance(obj, functools.partial):
+        return ("partial", _fingerprint(obj.func, seen), _fingerprint(obj.args, seen),
+                _fingerprint(obj.keywords, seen))  # fmt: skip
+    if isinstance(obj, types.FunctionType):
+        cells = tuple(_fingerprint(c.cell_contents, seen) for c in obj.__closure__ or ())
+        return ("fn", obj.__code__, cells, _fingerprint(obj.__defaults__, seen),
+                _fingerprint(obj.__kwdefaults__, seen))  # fmt: skip
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_fingerprint(o, seen) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((repr(k), _fingerprint(v, seen)) for k, v in obj.items()))
+    if isinstance(obj, (types.BuiltinFunctionType, type, types.ModuleType)):
+        return ("named", getattr(obj, "__module__", None), getattr(obj, "__qualname__", obj))
+    return ("id", id(obj))
 
 
-@functools.partial(jax.jit, static_argnames=("cell", "cfg"))
-def _search(cell, params, inputs, h0, cfg: _Config) -> FixedPoints:
-    h, steps = _adam_phase(cell, params, inputs, h0, cfg)
-    if cfg.polish_steps > 0:
-        h = _polish(cell, params, inputs, h, cfg)
-    q = jax.vmap(functools.partial(speed, cell, params))(h, inputs)
-    finite = jnp.isfinite(q) & jnp.all(jnp.isfinite(h), axis=-1)
-    q = jnp.where(finite, q, jnp.inf)
-    return FixedPoints(
-        points=h,
-        speeds=q,
-        converged=finite & (q < cfg.tol),
-        steps=steps,
-        inputs=inputs,
-        initial_states=h0,
+class _Fingerprinted:
+    """An optax transformation that hashes and compares by how it was built."""
+
+    def __init__(self, value: optax.GradientTransformation):
+        self.value = value
+        self.key = _fingerprint(value)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Fingerprinted) and self.key == other.key
+
+
+@functools.lru_cache(maxsize=8)
+def _mesh(devices: int) -> Mesh:
+    """A 1-D mesh named ``k`` over the first ``devices`` local devices."""
+    return Mesh(np.asarray(jax.local_devices()[:devices]), ("k",))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(cell: Cell, static: _search.Static, num_devices: int):
+    """The jitted search; sharded over ``num_devices`` local devices along ``K``."""
+    fn = functools.partial(_search.search, cell, st=static)
+    if num_devices == 1:
+        return jax.jit(fn)
+    k = P("k")
+    sharded = jax.shard_map(
+        fn,
+        mesh=_mesh(num_devices),
+        in_specs=(P(), k, k, k, k, P(), P(), P()),
+        out_specs=k,
+        check_vma=False,
     )
+    return jax.jit(sharded)
+
+
+# --- running the search in chunks and shards ----------------------------------------
+
+
+def _pad_rows(a: Array, rows: int) -> Array:
+    """Pad ``a`` along axis 0 to ``rows`` by repeating its last row."""
+    extra = rows - a.shape[0]
+    return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)])
+
+
+def _run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbose):
+    """``_search.search`` over ``h0 (K, S)`` in chunks of ``batch_size``, each sharded."""
+    lower, upper = bounds
+    k = h0.shape[0]
+    traced = any(_checks.is_traced(a) for a in jax.tree_util.tree_leaves((params, inputs, h0)))
+    roots, roots_mask = roots
+    if traced:  # inside the user's jit/vmap: one call, no host-side chunking
+        return _search.search(
+            cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn, static
+        )
+    devices = jax.local_device_count()
+    chunk = k if batch_size is None else min(batch_size, k)
+    chunk = -(-chunk // devices) * devices
+    fn = _compiled(cell, static, devices)
+    outs = []
+    for start in range(0, k, chunk):
+        stop = min(start + chunk, k)
+        args = [_pad_rows(a[start:stop], chunk) for a in (inputs, h0, lower, upper)]
+        if devices > 1:
+            sharding = NamedSharding(_mesh(devices), P("k"))
+            args = [jax.device_put(a, sharding) for a in args]
+        out = fn(params, *args, roots, roots_mask, dyn)
+        outs.append(jax.tree_util.tree_map(lambda a, n=stop - start: a[:n], out))
+        if verbose and k > chunk:
+            print(f"[rnndyn] fixed points: {stop}/{k} candidates searched", file=sys.stderr,
+                  flush=True)  # fmt: skip
+    if len(outs) == 1:
+        return outs[0]
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
+
+
+# --- float64 certificates -----------------------------------------------------------
+
+
+def _to64(tree: Any) -> Any:
+    def cast(a):
+        a = np.asarray(a)
+        return jnp.asarray(a, jnp.float64) if a.dtype.kind == "f" else jnp.asarray(a)
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+@functools.lru_cache(maxsize=32)
+def _certify_fns(cell: Cell):
+    def residual(params, h, x):
+        return cell(params, h, x) - h
+
+    def rep(params, h, x):
+        a = jax.jacfwd(residual, argnums=1)(params, h, x)
+        u, sv, vt = jnp.linalg.svd(a)
+        r = residual(params, h, x)
+        cut = sv > 1e-12 * sv[0]
+        delta = -vt.T @ (jnp.where(cut, 1.0 / jnp.where(cut, sv, 1.0), 0.0) * (u.T @ r))
+        # a real root's Newton step lands closer to it; an artefact's does not
+        after = residual(params, h + delta, x)
+        return sv[-1], jnp.linalg.norm(delta), 0.5 * jnp.sum(after * after)
+
+    def q(params, h, x):
+        r = residual(params, h, x)
+        return 0.5 * jnp.sum(r * r)
+
+    return jax.jit(jax.vmap(q, (None, 0, 0))), jax.jit(jax.vmap(rep, (None, 0, 0)))
+
+
+def _certify(cell, params, out, inputs, bounds, tol, distance, continuum_tol, batch):
+    """Float64 re-check of the candidates the search calls converged (host side).
+
+    Returns the final statuses and ``certificate``, ``correction``, ``sigma_min`` arrays.
+    """
+    status = np.asarray(out.status).copy()
+    k = status.shape[0]
+    cert, corr, smin = (np.full(k, np.nan) for _ in range(3))
+    idx = np.flatnonzero(status == Status.CONVERGED)
+    if idx.size == 0:
+        return status, cert, corr, smin
+    points = np.asarray(out.points, dtype=np.float64)[idx]
+    xs = np.asarray(inputs, dtype=np.float64)[idx]
+    # one Jacobian and SVD per cluster of coinciding candidates (radius 1e-6)
+    leader = _cluster(points, xs, 1e-6)
+    reps = np.unique(leader)
+    where = {int(r): i for i, r in enumerate(reps)}
+    q_fn, rep_fn = _certify_fns(cell)
+    with jax.enable_x64(True):
+        p64 = _to64(params)
+        q64 = _batched(lambda h, x: q_fn(p64, h, x), points, xs, batch)
+        s_rep, d_rep, q_next = _batched(
+            lambda h, x: rep_fn(p64, h, x), points[reps], xs[reps], batch
+        )
+    member = np.array([where[int(r)] for r in leader])
+    shift = np.linalg.norm(points - points[reps][member], axis=1)
+    cert[idx] = q64
+    corr[idx] = d_rep[member] + shift
+    smin[idx] = s_rep[member]
+    lower, upper = (np.asarray(b, dtype=np.float64)[idx] for b in bounds)
+    on_face = np.any((points <= lower) | (points >= upper), axis=1)
+    newton_ok = (corr[idx] < distance) | (q_next[member] < q64[reps][member])
+    ok = (q64 < tol) & newton_ok
+    status[idx] = np.where(
+        ok,
+        np.where(smin[idx] < continuum_tol, Status.CONTINUUM, Status.CONVERGED),
+        np.where(on_face, Status.OUTSIDE, Status.UNCERTIFIED),
+    )
+    return status, cert, corr, smin
+
+
+def _batched(fn, h: np.ndarray, x: np.ndarray, batch: int | None):
+    """Apply a vmapped ``fn(h, x)`` in chunks of ``batch`` rows; numpy outputs."""
+    size = h.shape[0] if batch is None else batch
+    parts = [fn(h[i : i + size], x[i : i + size]) for i in range(0, h.shape[0], size)]
+    return jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(b) for b in a]), *parts)
+
+
+# --- the entry point ------------------------------------------------------------------
 
 
 def find_fixed_points(
@@ -281,19 +442,28 @@ def find_fixed_points(
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 1e-2,
     tol: float = 1e-8,
-    max_steps: int = 10_000,
+    max_steps: int | None = None,
     polish_steps: int = 50,
     polish_threshold: float = 1e-3,
+    deflation_rounds: int = 1,
+    distinct_tol: float = 1e-3,
+    continuum_tol: float = 1e-2,
+    certify: bool = True,
+    batch_size: int | None = None,
+    newton_batch: int | None = None,
     verbose: bool = False,
     log_every: int = 500,
 ) -> FixedPoints:
     """Find fixed points ``h* = F(h*, x*)`` of ``cell`` from a batch of initial states.
 
-    Minimises ``q(h) = ½ ‖F(h, x*) − h‖²`` for every initial state at once (vmapped
-    optimiser inside one jit-compiled ``lax.while_loop``). Each candidate freezes once
-    ``q < tol``; the loop stops when all have frozen or diverged, or after
-    ``max_steps``. Candidates with ``q < polish_threshold`` are then refined by
-    damped Newton steps on ``F(h) − h = 0``.
+    Every candidate runs on its own inside one compiled loop: first-order steps
+    (``optimizer``, Adam by default) on ``q(h) = ½ ‖F(h, x*) − h‖²`` until ``q`` is below
+    ``polish_threshold``, its progress stalls, or it has taken ``max_steps``; then damped
+    Newton / Levenberg–Marquardt steps until it is a root at the float floor, stalls (a
+    slow point) or has taken ``polish_steps``. Candidates stay inside
+    ``cell.state_bounds()``. Then (outside ``jax.jit``) roots are certified in float64
+    and ``deflation_rounds`` rounds of deflated searches look for roots not found yet.
+    See ``docs/fixed_points.md``.
 
     Args:
       cell: an rnndyn cell (``rnndyn.cells.GRU(64)``, ``from_flax(...)``, ...).
@@ -301,47 +471,207 @@ def find_fixed_points(
       inputs: the constant input ``x*``: ``(M,)`` for all candidates or ``(K, M)``, one
         per candidate.
       initial_states: ``(K, S)`` starting states, e.g. from ``sample_states`` on the
-        network's own trajectories. If ``None``, ``num_initial`` states are drawn
-        uniformly from ``[-1, 1]^S`` (the range of tanh units) with ``key``.
+        network's own trajectories; projected into the cell's box. If ``None``,
+        ``num_initial`` states are drawn uniformly from ``[-1, 1]^S`` with ``key``.
       key: PRNG key, needed when ``initial_states`` is ``None`` or ``noise_scale > 0``.
       num_initial: number of random initial states when ``initial_states`` is ``None``
         (ignored if ``inputs`` is ``(K, M)``, which fixes ``K``).
       noise_scale: standard deviation of Gaussian noise added to the initial states.
-      optimizer: any ``optax.GradientTransformation`` applied per candidate; default
-        ``optax.adam(learning_rate)``. Pass the same object again to reuse compilation.
-      learning_rate: step size of the default Adam.
-      tol: a candidate has converged when ``q < tol``.
-      max_steps: cap on optimiser steps.
-      polish_steps: cap on Newton / Levenberg–Marquardt steps after the optimiser (a
-        point stops earlier once eight steps in a row fail to lower q); 0 disables.
-        Each step costs one ``(S, S)`` Jacobian and two solves per candidate.
-      polish_threshold: only candidates with ``q`` below this are polished.
-      verbose: print progress to stderr every ``log_every`` steps.
-      log_every: steps between progress lines.
+      optimizer: any ``optax.GradientTransformation``, applied per candidate; default
+        ``optax.adam(learning_rate)``. Optimisers built the same way (same function,
+        same hyperparameters) share one compilation.
+      learning_rate: step size of the default Adam (traced: no recompilation).
+      tol: a root has ``q < tol`` (traced).
+      max_steps: cap on first-order steps per candidate (traced). Default 1,000 with the
+        second-order phase, 10,000 without (``polish_steps=0``).
+      polish_steps: cap on second-order steps per candidate (traced); 0 runs the
+        first-order optimiser alone (then nothing is polished, and slow points along a
+        manifold survive as points with ``q`` just under ``tol``).
+      polish_threshold: ``q`` below which a candidate switches to second-order steps.
+      deflation_rounds: rounds of deflated re-searches (0 disables). Each reruns, from
+        their starting states, the candidates that ended at an already-found isolated
+        root or at no root, with every isolated root found so far deflated.
+      distinct_tol: roots closer than this are the same root (deflation bookkeeping;
+        also the largest float64 Newton correction a certified root may have).
+      continuum_tol: a root whose ``J − I`` has smallest singular value below this is
+        reported as ``Status.CONTINUUM`` (on a line or plane of fixed points, time
+        constant ≳ 1/continuum_tol steps) rather than as an isolated root.
+      certify: re-check roots in float64 on the host (needs concrete arrays).
+      batch_size: search at most this many candidates at once (bounded memory; the
+        results equal an unchunked search). Default: all at once.
+      newton_batch: candidates taking a second-order step together (each holds an
+        ``S × S`` Jacobian). Default: ``K/8``, at least 16, at most what fits in ~256 MB.
+      verbose: print progress to stderr every ``log_every`` iterations.
+      log_every: iterations between progress lines.
 
     Returns:
-      ``FixedPoints`` with ``points (K, S)``, ``speeds (K,)``, ``converged (K,)``,
-      ``steps (K,)``, ``inputs (K, M)`` and ``initial_states (K, S)``. Use
-      ``.keep_converged().merge_duplicates(...).drop_outliers()`` to clean up.
+      ``FixedPoints``: ``points (K, S)``, ``speeds (K,)``, ``converged (K,)``,
+      ``status (K,)``, certificates, ``steps (K,)``, ``inputs (K, M)``,
+      ``initial_states (K, S)``. Use ``.keep_converged().merge_duplicates(...)``.
 
     Raises:
       ValueError: on shapes that do not fit the cell, non-finite params or inputs,
         empty batches, or bad tolerances and step counts.
     """
-    _checks.check_positive("tol", tol)
-    _checks.check_positive("polish_threshold", polish_threshold)
-    _checks.check_positive("learning_rate", learning_rate)
-    _checks.check_positive("noise_scale", noise_scale, allow_zero=True)
-    _checks.check_int("max_steps", max_steps, minimum=1)
-    _checks.check_int("polish_steps", polish_steps, minimum=0)
-    _checks.check_int("num_initial", num_initial, minimum=1)
-    _checks.check_int("log_every", log_every, minimum=1)
+    max_steps = (10_000 if polish_steps == 0 else 1_000) if max_steps is None else max_steps
+    _check_settings(locals())
+    inputs, h0, key = _prepare_states(cell, params, inputs, initial_states, key, num_initial)
+    k, s = h0.shape
+    validate(cell, params, s, inputs.shape[-1])
+    dtype = _search_dtype(params, h0, inputs)
+    params = jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a,
+        params,
+    )
+    bounds = _bounds(cell, s, k, dtype)
+    inputs = jnp.broadcast_to(inputs.astype(dtype), (k, inputs.shape[-1]))
+    h0 = h0.astype(dtype)
+    if noise_scale > 0:
+        if key is None:
+            raise ValueError("key is required when noise_scale > 0")
+        h0 = h0 + noise_scale * jax.random.normal(key, h0.shape, dtype)
+    h0 = jnp.clip(h0, *bounds)
 
+    static = _search.Static(
+        optimizer=None if optimizer is None else _Fingerprinted(optimizer),
+        newton_batch=_newton_batch(newton_batch, k if batch_size is None else batch_size, s),
+        second_order=polish_steps > 0,
+        verbose=bool(verbose),
+        log_every=int(log_every),
+    )
+    dyn = _search.Dynamic(
+        *(jnp.asarray(v, dtype) for v in (tol, polish_threshold)),
+        *(jnp.asarray(v, jnp.int32) for v in (max_steps, polish_steps)),
+        jnp.asarray(learning_rate, dtype),
+    )
+    run = functools.partial(_run, cell, params, dyn=dyn, static=static,
+                            batch_size=batch_size, verbose=verbose)  # fmt: skip
+    no_roots = (jnp.zeros((0, s), dtype), jnp.zeros((0,), bool))
+    out = run(inputs, h0, bounds, no_roots)
+    if any(_checks.is_traced(a) for a in jax.tree_util.tree_leaves(out)):
+        return _result(out, inputs, h0, None, ())
+    cert = (np.asarray(out.status), *(np.full(k, np.nan) for _ in range(3)))
+    checks = dict(tol=tol, distance=distinct_tol, continuum_tol=continuum_tol, batch=batch_size)
+    if certify:
+        cert = _certify(cell, params, out, inputs, bounds, **checks)
+    stats = [("distinct_roots_round_0", _count_distinct(out.points, inputs, cert[0], distinct_tol))]
+    for round_ in range(1, deflation_rounds + 1 if static.second_order else 1):
+        out, cert, found = _deflate(cell, params, run, out, cert, inputs, h0, bounds,
+                                    distinct_tol, checks if certify else None)  # fmt: skip
+        stats.append((f"new_roots_round_{round_}", found))
+        if found == 0:
+            break
+    stats.append(("steps_total", int(np.sum(np.asarray(out.adam_steps + out.newton_steps)))))
+    result = _result(out, inputs, h0, cert, tuple(stats))
+    if verbose:
+        counts = ", ".join(f"{n.lower()} {c}" for n, c in result.counts().items())
+        print(f"[rnndyn] fixed points: {result.num_converged}/{k} converged (q < {tol:g}; "
+              f"{counts})", file=sys.stderr, flush=True)  # fmt: skip
+    return result
+
+
+def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, checks):
+    """One deflation round: rerun non-representative candidates with known roots deflated.
+
+    Returns the updated outcome and certificates, and the number of new distinct roots.
+    """
+    status = cert[0]
+    points = np.asarray(out.points)
+    isolated = np.flatnonzero(status == Status.CONVERGED)
+    if isolated.size == 0:
+        return out, cert, 0
+    leader = _cluster(points[isolated], np.asarray(inputs)[isolated], distinct_tol)
+    keep = np.zeros(len(status), dtype=bool)
+    keep[isolated[np.unique(leader)]] = True
+    keep |= status == Status.CONTINUUM
+    redo = np.flatnonzero(~keep)
+    if redo.size == 0:
+        return out, cert, 0
+    known = points[isolated[np.unique(leader)]]
+    rows = 1 << max(0, int(known.shape[0] - 1).bit_length())  # pad: fewer recompiles
+    roots = np.zeros((rows, points.shape[1]), points.dtype)
+    roots[: known.shape[0]] = known
+    mask = np.arange(rows) < known.shape[0]
+    sub_bounds = tuple(b[redo] for b in bounds)
+    new = run(inputs[redo], h0[redo], sub_bounds, (jnp.asarray(roots), jnp.asarray(mask)))
+    new_cert = (np.asarray(new.status), *(np.full(redo.size, np.nan) for _ in range(3)))
+    if checks is not None:
+        new_cert = _certify(cell, params, new, inputs[redo], sub_bounds, **checks)
+    # accept a rerun's result only where it is a root not within distinct_tol of a known one
+    is_root = np.isin(new_cert[0], _ROOTS)
+    far = nearest_distances(np.asarray(new.points), known) >= distinct_tol
+    take = is_root & far
+    if not np.any(take):
+        return out, cert, 0
+    rows_taken = redo[take]
+    out = jax.tree_util.tree_map(
+        lambda a, b: jnp.asarray(a).at[rows_taken].set(jnp.asarray(b)[take]), out, new
+    )
+    cert = tuple(_put(c, rows_taken, nc[take]) for c, nc in zip(cert, new_cert, strict=True))
+    found = _count_distinct(np.asarray(new.points)[take], np.asarray(inputs)[rows_taken],
+                            new_cert[0][take], distinct_tol)  # fmt: skip
+    return out, cert, found
+
+
+def _put(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a[rows] = values
+    return a
+
+
+def nearest_distances(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Distance from each row of ``points (K, S)`` to the nearest row of ``others (R, S)``."""
+    dist, _ = cKDTree(np.asarray(others, np.float64)).query(np.asarray(points, np.float64))
+    return dist
+
+
+def _count_distinct(points, inputs, status, distinct_tol: float) -> int:
+    roots = np.isin(np.asarray(status), _ROOTS)
+    if not np.any(roots):
+        return 0
+    leader = _cluster(np.asarray(points)[roots], np.asarray(inputs)[roots], distinct_tol)
+    return int(np.unique(leader).size)
+
+
+def _result(out, inputs, h0, cert, stats) -> FixedPoints:
+    status = out.status if cert is None else jnp.asarray(cert[0])
+    converged = (status == Status.CONVERGED) | (status == Status.CONTINUUM)
+    extra = (None, None, None) if cert is None else cert[1:]
+    return FixedPoints(
+        points=out.points,
+        speeds=out.speeds,
+        converged=converged,
+        steps=out.adam_steps + out.newton_steps,
+        inputs=inputs,
+        initial_states=h0,
+        status=status,
+        certificate=extra[0],
+        correction=extra[1],
+        sigma_min=extra[2],
+        stats_items=stats,
+    )
+
+
+def _check_settings(args: dict) -> None:
+    for name in ("tol", "polish_threshold", "learning_rate", "distinct_tol", "continuum_tol"):
+        _checks.check_positive(name, args[name])
+    _checks.check_positive("noise_scale", args["noise_scale"], allow_zero=True)
+    _checks.check_int("max_steps", args["max_steps"], minimum=1)
+    for name in ("polish_steps", "deflation_rounds"):
+        _checks.check_int(name, args[name], minimum=0)
+    for name in ("num_initial", "log_every"):
+        _checks.check_int(name, args[name], minimum=1)
+    for name in ("batch_size", "newton_batch"):
+        if args[name] is not None:
+            _checks.check_int(name, args[name], minimum=1)
+
+
+def _prepare_states(cell, params, inputs, initial_states, key, num_initial):
+    """Validated ``inputs (M,) | (K, M)``, ``initial_states (K, S)`` and the remaining key."""
     inputs = _checks.as_array("inputs", inputs)
     _checks.check_ndim("inputs", inputs, (1, 2), "((M,) or (K, M))")
     _checks.check_nonempty("inputs", inputs, axis=-1)
     _checks.check_finite("inputs", inputs)
-
     if initial_states is None:
         if cell.state_size is None:
             raise ValueError(
@@ -357,46 +687,34 @@ def find_fixed_points(
     _checks.check_ndim("initial_states", h0, (2,), "(K, S)")
     _checks.check_nonempty("initial_states", h0)
     _checks.check_finite("initial_states", h0)
-    k, s = h0.shape
-    if inputs.ndim == 2 and inputs.shape[0] != k:
+    if inputs.ndim == 2 and inputs.shape[0] != h0.shape[0]:
         raise ValueError(
             f"inputs has {inputs.shape[0]} rows (shape {tuple(inputs.shape)}) but "
-            f"initial_states has {k} (shape {tuple(h0.shape)}); expected one input per "
-            "initial state or a single input of shape (M,)"
+            f"initial_states has {h0.shape[0]} (shape {tuple(h0.shape)}); expected one "
+            "input per initial state or a single input of shape (M,)"
         )
-    validate(cell, params, s, inputs.shape[-1])
-
-    dtype = jnp.result_type(h0.dtype, jnp.float32)
-    h0 = h0.astype(dtype)
-    inputs = jnp.broadcast_to(inputs.astype(dtype), (k, inputs.shape[-1]))
-    if noise_scale > 0:
-        if key is None:
-            raise ValueError("key is required when noise_scale > 0")
-        h0 = h0 + noise_scale * jax.random.normal(key, h0.shape, dtype)
-
-    cfg = _Config(
-        optimizer=optimizer if optimizer is not None else _default_adam(learning_rate),
-        tol=float(tol),
-        max_steps=int(max_steps),
-        polish_steps=int(polish_steps),
-        polish_threshold=float(polish_threshold),
-        verbose=bool(verbose),
-        log_every=int(log_every),
-    )
-    result = _search(cell, params, inputs, h0, cfg)
-    if verbose:
-        print(
-            f"[rnndyn] fixed points: {int(result.converged.sum())}/{k} converged (q < {tol:g})",
-            file=sys.stderr,
-            flush=True,
-        )
-    return result
+    return inputs, h0, key
 
 
-@functools.lru_cache(maxsize=32)
-def _default_adam(learning_rate: float) -> optax.GradientTransformation:
-    # cached so that repeated calls share one object and hence one compilation
-    return optax.adam(learning_rate)
+def _search_dtype(params, h0, inputs):
+    """The promoted floating dtype of params, states and inputs (at least float32)."""
+    dtypes = [jnp.result_type(a) for a in jax.tree_util.tree_leaves(params)]
+    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+    return jnp.result_type(jnp.float32, h0.dtype, inputs.dtype, *floats)
+
+
+def _bounds(cell: Cell, s: int, k: int, dtype) -> tuple[Array, Array]:
+    """The cell's box as ``(K, S)`` arrays (``±inf`` where it declares none)."""
+    box = cell.state_bounds()
+    lower, upper = (-jnp.inf, jnp.inf) if box is None else box
+    return tuple(jnp.broadcast_to(jnp.asarray(b, dtype), (k, s)) for b in (lower, upper))  # type: ignore[return-value]
+
+
+def _newton_batch(requested: int | None, k: int, s: int) -> int:
+    if requested is not None:
+        return min(requested, k)
+    fits = max(1, (256 * 2**20) // (4 * 3 * s * s))  # Jacobian, AᵀA and a factorisation
+    return max(1, min(k, max(16, k // 8), fits))
 
 
 def sample_states(

@@ -276,6 +276,6 @@ def test_progress_is_printed_and_silenced(capsys):
     h0 = jnp.array([[0.3]])
     rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, verbose=True, log_every=10)
     err = capsys.readouterr().err
-    assert "step" in err and "1/1 converged" in err
+    assert "iteration" in err and "1/1 converged" in err
     rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
     assert capsys.readouterr().err == ""
