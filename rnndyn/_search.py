@@ -178,18 +178,19 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
         ata = a.T @ a
         scale = jnp.trace(ata) / s + jnp.finfo(h.dtype).tiny
         eye = jnp.eye(s, dtype=h.dtype)
-        trial_n = _project(h + jnp.linalg.solve(a, -r), lo, hi)
-        trial_lm = _project(h + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r)), lo, hi)
+        trial_n = h + jnp.linalg.solve(a, -r)
+        trial_lm = h + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r))
         m_n, m_lm = _finite_or_inf(merit(trial_n, x)), _finite_or_inf(merit(trial_lm, x))
         use_n = m_n < m_lm
         trial = jnp.where(use_n, trial_n, trial_lm)
-        m_trial = jnp.minimum(m_n, m_lm)
+        m_trial = jnp.where(use_n, m_n, m_lm)
         better = m_trial < m
+        lm_ok = m_lm < m
         h = jnp.where(better, trial, h)
         q = jnp.where(better, speed(trial, x), q)
         progress = m_trial < 0.99 * m
         m = jnp.where(better, m_trial, m)
-        mu = jnp.where(m_lm < m, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
+        mu = jnp.where(lm_ok, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
         fails = jnp.where(progress, 0, fails + 1)
         n_newton = n_newton + 1
         at_floor = (q < dyn.tol) & (~progress | (q == 0))
