@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import itertools
 import sys
 import types
 from typing import Any
@@ -36,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from scipy.spatial import cKDTree
 
-from rnndyn import _checks, _search
+from rnndyn import _checks, _search, linearize
 from rnndyn.cells import Cell, validate
 
 Array = jax.Array
@@ -447,7 +448,7 @@ def find_fixed_points(
     polish_threshold: float = 1e-3,
     deflation_rounds: int = 1,
     distinct_tol: float = 1e-3,
-    continuum_tol: float = 1e-2,
+    continuum_tol: float = 1e-3,
     certify: bool = True,
     batch_size: int | None = None,
     newton_batch: int | None = None,
@@ -593,7 +594,14 @@ def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, che
     roots[: known.shape[0]] = known
     mask = np.arange(rows) < known.shape[0]
     sub_bounds = tuple(b[redo] for b in bounds)
-    new = run(inputs[redo], h0[redo], sub_bounds, (jnp.asarray(roots), jnp.asarray(mask)))
+    starts = _reseed(cell, params, known, np.asarray(inputs)[isolated[np.unique(leader)]],
+                     np.asarray(h0)[redo], np.asarray(inputs)[redo])  # fmt: skip
+    starts = jnp.clip(jnp.asarray(starts, h0.dtype), *sub_bounds)
+    # rerun at the first round's size (padding rows repeat the last): no recompilation
+    pad = functools.partial(_pad_rows, rows=len(status))
+    new = run(pad(inputs[redo]), pad(starts), tuple(pad(b) for b in sub_bounds),
+              (jnp.asarray(roots), jnp.asarray(mask)))  # fmt: skip
+    new = jax.tree_util.tree_map(lambda a: a[: redo.size], new)
     new_cert = (np.asarray(new.status), *(np.full(redo.size, np.nan) for _ in range(3)))
     if checks is not None:
         new_cert = _certify(cell, params, new, inputs[redo], sub_bounds, **checks)
@@ -611,6 +619,42 @@ def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, che
     found = _count_distinct(np.asarray(new.points)[take], np.asarray(inputs)[rows_taken],
                             new_cert[0][take], distinct_tol)  # fmt: skip
     return out, cert, found
+
+
+_RESEED_STEPS = (0.05, 0.25)  # seed distances from a root, times sqrt(S)
+
+
+def _unstable_directions(a: np.ndarray) -> list[np.ndarray]:
+    """Unit real directions spanning the eigenvectors of ``a (S, S)`` with |λ| > 1."""
+    lam, vec = np.linalg.eig(a)
+    out = []
+    for i in np.flatnonzero(np.abs(lam) > 1.0):
+        v = np.real(vec[:, i]) + np.imag(vec[:, i])  # a real vector of a conjugate pair's plane
+        out.append(v / max(np.linalg.norm(v), 1e-30))
+    return out
+
+
+def _reseed(cell, params, roots, root_inputs, starts, inputs):
+    """Starting states for a deflation round.
+
+    Each known root is pushed along its unstable directions (± each, at a few distances):
+    other roots tend to lie where the unstable manifolds of saddles lead. A seed replaces
+    the start of a rerun candidate with the same input ``x*`` as its root; the other
+    candidates keep their first start.
+    """
+    starts = np.array(starts, copy=True)
+    jacs = np.asarray(linearize.jacobians(cell, params, roots, root_inputs)[0], np.float64)
+    free = np.ones(len(starts), dtype=bool)
+    scale = np.sqrt(roots.shape[1])
+    for root, x, a in zip(roots, root_inputs, jacs, strict=True):
+        rows = iter(np.flatnonzero(free & np.all(inputs == x, axis=1)))
+        for v, eps, sign in itertools.product(_unstable_directions(a), _RESEED_STEPS, (1, -1)):
+            row = next(rows, None)
+            if row is None:
+                break
+            starts[row] = root + sign * eps * scale * v
+            free[row] = False
+    return starts
 
 
 def _put(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
