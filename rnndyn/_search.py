@@ -99,10 +99,6 @@ def _project(h: Array, lower: Array, upper: Array) -> Array:
     return jnp.clip(h, lower, upper)
 
 
-def _inside(h: Array, lower: Array, upper: Array) -> Array:
-    return jnp.all((h >= lower) & (h <= upper), axis=-1)
-
-
 def _report(it, phases, q, total) -> None:
     phases = np.asarray(phases)
     moving = np.isfinite(q) & (phases != DONE)

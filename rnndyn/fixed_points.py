@@ -12,9 +12,10 @@ the cell's state cannot leave (``cell.state_bounds()``). Afterwards, on the host
   artefact such as a saturated gate has a tiny residual but a large correction); the
   smallest singular value of ``J − I`` tells an isolated root from a point on a
   continuum of fixed points (line or plane attractor);
-- **deflation** (Farrell, Birkisson & Funke 2015): candidates that ended at an
-  already-found isolated root, or at no root, are run again from their starting states
-  with those roots deflated, which pushes them to roots not yet found.
+- **deflation** (Farrell, Birkisson & Funke 2015) with **re-seeding**: candidates that
+  ended at an already-found isolated root, or at no root, are run again with those roots
+  deflated, some of them started next to the found saddles along their unstable
+  directions (where further roots tend to lie); the rest from their first starts.
 
 Each candidate ends with a ``Status``.
 """
@@ -489,9 +490,11 @@ def find_fixed_points(
         first-order optimiser alone (then nothing is polished, and slow points along a
         manifold survive as points with ``q`` just under ``tol``).
       polish_threshold: ``q`` below which a candidate switches to second-order steps.
-      deflation_rounds: rounds of deflated re-searches (0 disables). Each reruns, from
-        their starting states, the candidates that ended at an already-found isolated
-        root or at no root, with every isolated root found so far deflated.
+      deflation_rounds: rounds of deflated re-searches (0 disables; rounds stop early
+        when one finds nothing new). Each reruns the candidates that ended at an
+        already-found isolated root or at no root, with every isolated root found so far
+        deflated; as many as needed start at ``root ± ε v`` along each unstable
+        eigenvector ``v`` of each found root, the others at their first start.
       distinct_tol: roots closer than this are the same root (deflation bookkeeping;
         also the largest float64 Newton correction a certified root may have).
       continuum_tol: a root whose ``J − I`` has smallest singular value below this is
@@ -563,6 +566,9 @@ def find_fixed_points(
         if found == 0:
             break
     stats.append(("steps_total", int(np.sum(np.asarray(out.adam_steps + out.newton_steps)))))
+    slow = np.asarray(out.status) == Status.SLOW_POINT
+    first_order = np.asarray(out.adam_steps)
+    stats.append(("max_first_order_steps_slow", int(first_order[slow].max()) if slow.any() else 0))
     result = _result(out, inputs, h0, cert, tuple(stats))
     if verbose:
         counts = ", ".join(f"{n.lower()} {c}" for n, c in result.counts().items())
