@@ -441,7 +441,13 @@ def train(
     if resume and os.path.isfile(os.path.join(checkpoint_dir, _META_FILE)):
         state = load_train_state(checkpoint_dir, model, params, opt_state)
         _check_resumable(checkpoint_dir, state, config, key_data, total, history, vocab)
-        params = load_checkpoint(checkpoint_dir).params
+        saved = load_checkpoint(checkpoint_dir)
+        if saved.model != model:
+            raise ValueError(
+                f"{os.path.join(checkpoint_dir, _META_FILE)}: field 'model' "
+                f"{describe_model(saved.model)} differs from this run's {describe_model(model)}"
+            )
+        params = saved.params
         opt_state, start, history = state.opt_state, state.step, state.history
         pending = [np.append(p, np.float32(1.0)) for p in state.pending]
         _log(verbose, f"resuming from step {start}/{total} ({checkpoint_dir})")

@@ -140,9 +140,11 @@ def load_local(
     rows, dir_names = _read(path, encoding, text_field, label_field, conditions)
     if names is None and dir_names is not None:
         names = dir_names
+    labels = _labels(rows, label_field, names, label_offset, multilabel)  # errors first
     if test is not None:
         test_rows, _ = _read(Path(test).expanduser(), encoding, text_field, label_field, conditions)
-        train_rows = rows
+        test_labels = _labels(test_rows, label_field, names, label_offset, multilabel)
+        train_rows, train_labels = rows, labels
     elif test_fraction is not None:
         order = np.random.default_rng(seed).permutation(len(rows))
         n_test = int(round(test_fraction * len(rows)))
@@ -151,18 +153,13 @@ def load_local(
                 f"test_fraction={test_fraction} of {len(rows)} rows in {path} leaves "
                 f"{n_test} test and {len(rows) - n_test} training rows; expected both >= 1"
             )
-        test_rows = [rows[i] for i in np.sort(order[:n_test])]
-        train_rows = [rows[i] for i in np.sort(order[n_test:])]
+        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test_rows, test_labels = [rows[i] for i in test_idx], [labels[i] for i in test_idx]
+        train_rows, train_labels = [rows[i] for i in train_idx], [labels[i] for i in train_idx]
     else:
-        train_rows, test_rows = rows, None
+        train_rows, train_labels, test_rows, test_labels = rows, labels, None, None
 
-    train_labels = _labels(train_rows, label_field, names, label_offset, multilabel)
     c = _num_classes(train_labels, names, num_classes, multilabel, path)
-    test_labels = (
-        None
-        if test_rows is None
-        else _labels(test_rows, label_field, names, label_offset, multilabel)
-    )
     for rows_, labels_ in ((train_rows, train_labels), (test_rows, test_labels)):
         if rows_ is not None:
             _check_range(rows_, labels_, c, multilabel, label_field)
