@@ -457,6 +457,7 @@ def analyze(
     """
     t0 = time.perf_counter()
     model, params = _resolve_model(model, params)
+    _checks.check_finite_params("params", jax.device_get(params))
     _check_data(model, data, "data")
     train_data = data if train_data is None else train_data
     if train_data is not data:
