@@ -378,10 +378,16 @@ class IntrinsicDimension:
         return float(np.median(vals)) if vals else float("nan")
 
 
-def intrinsic_dimension(points: Any, k: int = 10, *, max_points: int = 2000) -> IntrinsicDimension:
+def intrinsic_dimension(
+    points: Any, k: int = 10, *, max_points: int = 2000, min_points: int = 50
+) -> IntrinsicDimension:
     """All three estimators on ``points (K, D)``; an estimate that cannot be computed
-    (too few points, all points equal) is nan instead of an error."""
+    (fewer than ``min_points`` distinct points, all points equal) is nan, not an error:
+    nearest-neighbour statistics of a handful of points are noise."""
     x = _subsample(_real("points", points, (2,), "(K points, D dimensions)"), max_points)
+    if x.shape[0] < min_points:
+        nan = float("nan")
+        return IntrinsicDimension(nan, nan, nan, int(x.shape[0]))
 
     def safe(fn, *args, **kw) -> float:
         try:
