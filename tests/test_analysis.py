@@ -102,6 +102,21 @@ def test_choose_reference_rules():
         choose_reference(points, radius, h0, rule="closest")
 
 
+def test_default_manifold_dimension_rule():
+    from rnndyn import manifold as mf
+    from rnndyn.analysis import _manifold_dimension
+
+    rng = np.random.default_rng(0)
+    states = rng.standard_normal((500, 3)) @ np.diag([3.0, 2.0, 1.5])  # 3 PCs to 90%
+    plane = np.c_[rng.standard_normal((60, 2)), np.zeros(60)]  # fixed points: 2 PCs
+    out = mf.pca(states)
+    assert _manifold_dimension(out, plane, 0.9, 3.0)[0] == 3  # 3 slow modes: the states
+    assert _manifold_dimension(out, plane, 0.9, 2.0)[0] == 2  # 2 slow modes: the points
+    d, rule = _manifold_dimension(out, plane, 0.9, 0.0)  # no slow mode: the smaller
+    assert d == 2 and "no slow modes" in rule and "states 3 PCs, fixed points 2" in rule
+    assert _manifold_dimension(out, states[:50], 0.9, 0.0) == (3, "agree")
+
+
 def _affine(ds, a_diag, key=0):
     """``h' = A h + B x`` with diagonal ``A``: its own linearisation, with the unique fixed
     point ``(I − A)^{-1} B x`` under a constant input ``x``."""
