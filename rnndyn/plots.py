@@ -662,7 +662,7 @@ def plot_simplex(
         seg = np.stack([centre, centre + wp[k]])
         _plot(ax, seg, color=_color(k), lw=2.0)
     _label_pcs(ax, dims, ratio)
-    ax.set_title(title or f"fixed points of a {c}-class network (readout rows as lines)")
+    ax.set_title(title or f"fixed points, {c} classes (lines: readout rows)")
     ax.legend(fontsize=7, frameon=False)
     return fig
 
