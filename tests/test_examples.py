@@ -22,7 +22,8 @@ def _run(name, argv, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.setattr(sys, "argv", [name, *argv])
     runpy.run_path(str(EXAMPLES / name), run_name="__main__")
-    return capsys.readouterr().out
+    captured = capsys.readouterr()
+    return captured.out + captured.err
 
 
 @pytest.mark.slow
