@@ -59,6 +59,10 @@ OKABE_ITO = (
 DIVERGING = LinearSegmentedColormap.from_list("rnndyn_diverging", ["#0072B2", "#E8E8E8", "#D55E00"])
 
 
+# Readout arrows avoid green, the colour of the eigenvector segments.
+_READOUT_COLOURS = (OKABE_ITO[1], OKABE_ITO[0], OKABE_ITO[3], OKABE_ITO[4], OKABE_ITO[5])
+
+
 def _figure(width: float = 5.0, height: float = 4.0) -> Figure:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     return fig
@@ -368,7 +372,7 @@ def plot_readout_geometry(
     v = v / np.maximum(np.linalg.norm(right, axis=1, keepdims=True), 1e-300)
     fig = _figure(8.8 if tangent_alignment is not None else 5.0, 4.0)
     ax = fig.add_subplot(121 if tangent_alignment is not None else 111)
-    ax.scatter(xy[:, 0], xy[:, 1], s=14, color="k", label="fixed points", zorder=2)
+    ax.scatter(xy[:, 0], xy[:, 1], s=14, color="0.2", label="fixed points", zorder=2)
     scale = 0.08 * span
     q = ax.quiver(
         xy[:, 0] - scale * v[:, 0],
@@ -391,16 +395,17 @@ def plot_readout_geometry(
     wn = np.linalg.norm(w, axis=1, keepdims=True)
     wp = wp / np.maximum(wn, 1e-300) * 0.4 * span
     rows = range(len(w)) if len(w) != 2 else [1]  # binary: the rows are opposite
-    for c in rows:
+    for i, c in enumerate(rows):
         name = class_names[c] if class_names is not None else f"class {c}"
+        colour = _READOUT_COLOURS[i % len(_READOUT_COLOURS)]
         arrow = ax.annotate(
             "",
             xy=centre + wp[c],
             xytext=centre,
-            arrowprops=dict(arrowstyle="-|>", color=_color(1 + c), lw=1.8),
+            arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.8),
         )
         arrow.set_gid("readout")
-        ax.plot([], [], color=_color(1 + c), lw=1.8, label=f"readout ({name})")
+        ax.plot([], [], color=colour, lw=1.8, label=f"readout ({name})")
     ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}% var.)")
     ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% var.)")
     ax.set_aspect("equal", adjustable="datalim")
