@@ -528,6 +528,7 @@ def run_report(args: argparse.Namespace) -> int:
         "checkpoint": os.path.abspath(args.checkpoint),
         "training": {k: v for k, v in vars(targs).items() if k != "func"},
         "analysis": analysis_settings,
+        "slow points (figures only)": {"tol": 1e-5, "initial_states": 512, "max_steps": 3000},
     }
     written = write_report(
         result,
@@ -537,6 +538,7 @@ def run_report(args: argparse.Namespace) -> int:
         data=test_data,
         settings=settings,
         num_trajectories=getattr(args, "trajectories", 40),
+        key=jax.random.fold_in(jax.random.key(args.seed), 1),
     )
     print(result.summary())
     print(f"report: {out}")

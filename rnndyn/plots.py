@@ -151,6 +151,9 @@ def plot_fixed_points(
     dims: int = 2,
     basis: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     max_trajectories: int = 40,
+    slow_points: Any = None,
+    slow_color: Any = None,
+    slow_label: str = "slow points",
     title: str | None = None,
 ) -> Figure:
     """Fixed points and sample trajectories in the top principal components.
@@ -168,6 +171,12 @@ def plot_fixed_points(
       basis: ``(mean, directions (dims, S), explained_ratio)`` to project on (default:
         PCA of the trajectories' states if given, else of the points).
       max_trajectories: draw at most this many trajectories (the first ones).
+      slow_points: optional ``(K2, S)`` slow points (states where the dynamics are slow
+        but not certified roots, e.g. ``q < 1e-5``), drawn small behind the fixed points
+        (``gid="slow_points"``); on a line attractor they trace the line.
+      slow_color: optional ``(K2,)`` values colouring them on the same scale as
+        ``color``.
+      slow_label: their legend entry.
       title: optional axes title.
 
     Returns:
@@ -210,15 +219,37 @@ def plot_fixed_points(
                 seen.add(c)
                 name = class_names[c] if class_names is not None else f"class {c}"
                 name = f"trajectory ({name})"
-            (line,) = _plot(ax, xy, color=_color(c + 2), lw=0.7, alpha=0.55, label=name)
+            (line,) = _plot(ax, xy, color=_color(c + 2), lw=0.6, alpha=0.35, label=name)
             line.set_gid("trajectory")
             _scatter(ax, xy[-1:], color=_color(c + 2), s=8, marker="x", alpha=0.8)
     xy = (points - mean) @ directions.T
+    lim = 1.0
     if color is not None:
         c = np.asarray(color, np.float64)
         if c.shape != (len(points),):
             raise ValueError(f"color must be ({len(points)},) values, got shape {c.shape}")
         lim = float(np.nanmax(np.abs(c))) or 1.0
+    if slow_points is not None:
+        slow = _array("slow_points", slow_points, 2, "(K2, S) slow points").astype(np.float64)
+        if slow.shape[1] != points.shape[1]:
+            raise ValueError(
+                f"slow_points have state size {slow.shape[1]}, points {points.shape[1]}"
+            )
+        sxy = (slow - mean) @ directions.T
+        kw: dict[str, Any] = {"color": "0.55"}
+        if slow_color is not None and color is not None:
+            sc_vals = np.asarray(slow_color, np.float64)
+            if sc_vals.shape != (len(slow),):
+                raise ValueError(
+                    f"slow_color must be ({len(slow)},) values, got shape {sc_vals.shape}"
+                )
+            kw = {"c": sc_vals, "cmap": DIVERGING, "vmin": -lim, "vmax": lim}
+        ss = _scatter(
+            ax, sxy, s=12, alpha=0.9, edgecolors="0.25", linewidths=0.25, label=slow_label,
+            zorder=2.5, **kw,
+        )  # fmt: skip
+        ss.set_gid("slow_points")
+    if color is not None:
         sc = _scatter(
             ax,
             xy,
@@ -226,9 +257,9 @@ def plot_fixed_points(
             cmap=DIVERGING,
             vmin=-lim,
             vmax=lim,
-            s=22,
+            s=26,
             edgecolors="k",
-            linewidths=0.3,
+            linewidths=0.6,
             label="fixed points",
             zorder=3,
         )
@@ -237,9 +268,13 @@ def plot_fixed_points(
         sc = _scatter(ax, xy, color="k", s=18, label="fixed points", zorder=3)
     sc.set_gid("fixed_points")
     _label_pcs(ax, dims, ratio)
-    ax.set_title(
-        title or f"{len(points)} fixed points" + (" and trajectories" if trajs is not None else "")
-    )
+    if title is None:
+        title = f"{len(points)} fixed points"
+        if slow_points is not None:
+            title += f", {len(slow_points)} slow points"
+        if trajs is not None:
+            title += " and trajectories"
+    ax.set_title(title)
     ax.legend(loc="best", fontsize=7, frameon=False)
     return fig
 
@@ -798,6 +833,8 @@ def figures(
     class_names: Sequence[str] | None = None,
     right_vectors: Any = None,
     readout_state: Any = None,
+    slow_points: Any = None,
+    slow_label: str = "slow points",
 ) -> dict[str, Figure]:
     """Every figure of an ``Analysis``, by file-friendly name.
 
@@ -807,6 +844,8 @@ def figures(
         documents, their lengths and labels (``rnndyn.report.trajectories``).
       class_names: names of the classes.
       right_vectors, readout_state: see ``parts``.
+      slow_points, slow_label: optional ``(K2, S)`` slow points drawn with the fixed
+        points (see ``plot_fixed_points``), and their legend entry.
 
     Returns:
       ``{"fixed_points": ..., "fixed_points_3d": ..., "eigenvalues": ...,
@@ -820,7 +859,16 @@ def figures(
     binary = p["num_classes"] == 2 and not p["multilabel"]
     color = (pts @ (w[-1] - w[0])) if binary else None
     out: dict[str, Figure] = {}
-    traj = dict(trajectories=trajectories, lengths=lengths, labels=labels, class_names=class_names)
+    traj: dict[str, Any] = dict(
+        trajectories=trajectories, lengths=lengths, labels=labels, class_names=class_names
+    )
+    if slow_points is not None and len(slow_points):
+        slow = np.asarray(slow_points, np.float64)
+        traj.update(
+            slow_points=slow,
+            slow_color=(slow @ (w[-1] - w[0])) if binary else None,
+            slow_label=slow_label,
+        )
     for name, dims in (("fixed_points", 2), ("fixed_points_3d", 3)):
         if dims == 3 and pts.shape[1] < 3:
             continue

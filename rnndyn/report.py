@@ -21,18 +21,28 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rnndyn.linearize import eig, linearization
 
-__all__ = ["CAPTIONS", "right_vectors", "summary_rows", "trajectories", "write_report"]
+__all__ = [
+    "CAPTIONS",
+    "right_vectors",
+    "slow_points",
+    "summary_rows",
+    "trajectories",
+    "write_report",
+]
 
 #: What each figure shows (used as the caption in report.html).
 CAPTIONS = {
-    "fixed_points": "Fixed points (coloured by the readout) and the hidden-state trajectories "
-    "of sample documents in the top two principal components of the visited states. A line "
-    "attractor is a line of points with the trajectories running along it.",
+    "fixed_points": "Fixed points (large dots, coloured by the readout), slow points (small "
+    "dots: states where the dynamics nearly stop, q below the slow-point tolerance, not "
+    "certified roots) and the hidden-state trajectories of sample documents, in the top two "
+    "principal components of the visited states. A line attractor is a line of points with "
+    "the trajectories running along it.",
     "fixed_points_3d": "The same in three principal components.",
     "eigenvalues": "Eigenvalues of the recurrent Jacobian at every fixed point, overlaid, with "
     "the unit circle. A line attractor has one eigenvalue at 1 per point; the rest decay.",
@@ -70,6 +80,46 @@ def trajectories(
     mask = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
     hs = model.states(params, jnp.asarray(tokens), jnp.asarray(mask))
     return np.asarray(hs), lengths, np.asarray(data.labels[:n])
+
+
+def slow_points(
+    model: Any,
+    params: Any,
+    states: Any,
+    lengths: Any,
+    key: Any,
+    *,
+    tol: float = 1e-5,
+    num: int = 512,
+    max_steps: int = 3000,
+) -> np.ndarray:
+    """Slow points ``(K2, S)`` at zero input: states where ``q = ½‖F(h) − h‖² < tol``.
+
+    A first-order search (Adam, no Newton polish, no certification) from ``num`` states
+    drawn (with noise 0.01) from the trajectories ``states (B, T, S)`` (the first
+    ``lengths`` steps of each). On a line or plane attractor these points trace the
+    manifold, where the certified fixed points may be few.
+    """
+    from rnndyn.fixed_points import find_fixed_points, sample_states
+
+    states = jnp.asarray(states)
+    mask = jnp.arange(states.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
+    k_sample, k_search = jax.random.split(key)
+    h0 = sample_states(states, num, k_sample, mask=mask, noise=0.01)
+    found = find_fixed_points(
+        model.cell,
+        params["cell"],
+        jnp.zeros((model.embed_size,), jnp.float32),
+        h0,
+        key=k_search,
+        tol=tol,
+        max_steps=max_steps,
+        polish_steps=0,
+        certify=False,
+        deflation_rounds=0,
+    )
+    speeds = np.asarray(found.speeds)
+    return np.asarray(found.points)[np.isfinite(speeds) & (speeds < tol)]
 
 
 def right_vectors(cell: Any, cell_params: Any, points: Any, inputs: Any) -> np.ndarray:
@@ -186,6 +236,8 @@ def write_report(
     data: Any = None,
     settings: Mapping[str, Any] | None = None,
     num_trajectories: int = 40,
+    key: Any = None,
+    slow_tol: float = 1e-5,
     title: str | None = None,
 ) -> dict[str, str]:
     """Write the figures of ``analysis`` as PNGs and a self-contained ``report.html``.
@@ -201,6 +253,10 @@ def write_report(
       settings: the settings used (shown in the report), e.g. training and analysis
         arguments.
       num_trajectories: documents drawn in the state-space figures.
+      key: PRNG key of the slow-point search (``slow_points``) started from those
+        documents' states; without it (or without ``model``, ``params``, ``data``) no
+        slow points are drawn.
+      slow_tol: the slow points' tolerance on ``q``.
       title: the page title.
 
     Returns:
@@ -221,6 +277,9 @@ def write_report(
         if data is not None:
             hs, lengths, labels = trajectories(model, params, data, num_trajectories)
             kw.update(trajectories=hs, lengths=lengths, labels=labels)
+            if key is not None:
+                kw["slow_points"] = slow_points(model, params, hs, lengths, key, tol=slow_tol)
+                kw["slow_label"] = f"slow points (q < {slow_tol:g})"
     figs = plots.figures(analysis, class_names=class_names, **kw)
     written: dict[str, str] = {}
     images: dict[str, bytes] = {}

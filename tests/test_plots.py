@@ -66,6 +66,18 @@ def test_fixed_points_plots_every_point_and_trajectory(dims):
     assert len(fig.axes) == 2  # axes + colour bar
 
 
+def test_fixed_points_draws_slow_points_on_the_colour_scale():
+    pts, direction, t = _line_points(3, 4)
+    slow = np.outer(np.linspace(-1, 1, 11), direction)
+    fig = plots.plot_fixed_points(pts, color=t, slow_points=slow, slow_color=np.linspace(-1, 1, 11))
+    (ss,) = _by_gid(fig, "slow_points")
+    assert len(ss.get_offsets()) == 11
+    (fp,) = _by_gid(fig, "fixed_points")
+    assert ss.get_clim() == fp.get_clim() == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="slow_points"):
+        plots.plot_fixed_points(pts, slow_points=np.zeros((2, 3)))
+
+
 def test_fixed_points_rejects_bad_shapes():
     with pytest.raises(ValueError, match="points"):
         plots.plot_fixed_points(np.zeros(3))
