@@ -816,11 +816,26 @@ def parts(analysis: Any, *, right_vectors: Any = None, readout_state: Any = None
             "full": float(lin.full),
             "initial": float(lin.initial),
             "nearest": float(lin.nearest),
-            "by_length": getattr(lin, "by_length", None),
+            "by_length": _by_length(lin),
         },
         "num_classes": int(model.get("num_classes", np.asarray(analysis.readout).shape[0])),
         "multilabel": bool(model.get("multilabel", False)),
         "right_vectors": None if right_vectors is None else np.asarray(right_vectors),
+    }
+
+
+def _by_length(lin: Any) -> dict | None:
+    """Accuracy per length bin, when the record has it (``length_edges``, ...)."""
+    edges = getattr(lin, "length_edges", None)
+    if edges is None:
+        return None
+    edges = np.asarray(edges, np.float64)
+    counts = np.asarray(getattr(lin, "length_counts", np.ones(len(edges) - 1)))
+    keep = counts > 0
+    return {
+        "length": ((edges[:-1] + edges[1:]) / 2)[keep],
+        "full": np.asarray(lin.length_full)[keep],
+        "initial": np.asarray(lin.length_linearized)[keep],
     }
 
 

@@ -276,3 +276,16 @@ def test_figures_pads_an_lstm_readout_to_the_state():
     np.testing.assert_array_equal(p["readout"][:, 3:], 0)
     figs = plots.figures(a)
     assert "simplex" in figs and "readout_geometry" not in figs
+
+
+def test_figures_draw_accuracy_by_length_when_the_record_has_it():
+    a = _fake_analysis()
+    a.linearized = types.SimpleNamespace(
+        full=0.9, initial=0.8, nearest=0.85, length_edges=np.array([10.0, 20.0, 40.0, 80.0]),
+        length_counts=np.array([5, 0, 7]), length_full=np.array([1.0, np.nan, 0.8]),
+        length_linearized=np.array([0.9, np.nan, 0.7]),
+    )  # fmt: skip
+    fig = plots.figures(a)["linearized_accuracy"]
+    full, lin = _by_gid(fig, "accuracy_by_length")
+    np.testing.assert_allclose(full.get_xdata(), [15.0, 60.0])  # empty bin left out
+    np.testing.assert_allclose(lin.get_ydata(), [0.9, 0.7])
