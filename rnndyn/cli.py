@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_local_flags(a)
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_report_commands(sub, a)
     return parser
 
 
@@ -591,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
+            return _REPORT_COMMANDS.get(args.command, run_report)(args)
         if args.command == "analyze":
             return run_analyze(args)
     except (ValueError, OSError) as err:  # bad arguments, data, files: no traceback
@@ -611,3 +614,192 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+# ------------------------------------------------------------ report and demo commands
+
+#: Settings of ``rnndyn demo``: a GRU on synthetic sentiment with long, sparse documents
+#: (the line attractor of Maheswaranathan et al. 2019 in under a minute on a CPU).
+DEMO_TRAIN = (
+    "--dataset", "synthetic-sentiment", "--cell", "gru", "--hidden", "16",
+    "--embed-size", "16", "--max-length", "100", "--num-neutral", "100",
+    "--embedding-l2", "1e-2", "--num-examples", "2000", "--num-test-examples", "500",
+)  # fmt: skip
+
+
+def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> None:
+    """``rnndyn analyze --figures``, ``rnndyn report`` and ``rnndyn demo``."""
+    analyze_parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="also write the figures (PNG) and a self-contained report.html next to the JSON "
+        "(needs matplotlib: the plot extra)",
+    )
+    r = sub.add_parser(
+        "report",
+        help="analyze a checkpoint and write figures + report.html next to the JSON",
+        description="rnndyn analyze CHECKPOINT --figures: run rnndyn.analyze, write the JSON, "
+        "the figures as PNG files and a self-contained report.html (figures embedded, "
+        "summary table, settings) in the JSON's directory. Needs matplotlib.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
+    r.add_argument(
+        "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
+    )
+    r.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
+    r.add_argument("--max-examples", type=int, default=1000, help="test examples analysed")
+    r.add_argument("--num-initial", type=int, default=1024, help="initial states of the search")
+    r.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2)",
+    )
+    r.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
+    r.add_argument(
+        "--threshold", type=float, default=0.9, help="variance fraction of the dimension"
+    )
+    r.add_argument(
+        "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
+    )
+    r.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    r.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d = sub.add_parser(
+        "demo",
+        help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
+        description="The main job end to end: train a GRU on the embedded synthetic sentiment "
+        "task, reverse engineer it (fixed points, spectra, manifold, word effects, "
+        "linearisation) and write the figures and report.html to --out. About a minute on "
+        "a 2-core CPU.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory")
+    d.add_argument("--steps", type=int, default=1000, help="training steps")
+    d.add_argument("--seed", type=int, default=0, help="seed of the data, training and analysis")
+    d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _rebuild(args: argparse.Namespace) -> tuple[Any, Any, Any, argparse.Namespace]:
+    """The checkpoint and its train/test data, rebuilt from its training arguments."""
+    import jax
+
+    from rnndyn.train import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    train_args = ckpt.metadata.get("args")
+    if not train_args:
+        raise ValueError(
+            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
+            "written by 'rnndyn train'); use rnndyn.report.write_report from Python"
+        )
+    defaults = vars(build_parser().parse_args(["train"]))
+    targs = argparse.Namespace(**{**defaults, **train_args})
+    for name in ("data_dir", "cache_dir"):
+        if getattr(args, name, None) is not None:
+            setattr(targs, name, getattr(args, name))
+    k_data, _ = jax.random.split(jax.random.key(targs.seed))
+    train_data, test_data = load_data(targs, k_data)
+    if tuple(train_data.vocab) != tuple(ckpt.vocab):
+        raise ValueError(
+            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
+            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words)"
+        )
+    return ckpt, train_data, test_data, targs
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``rnndyn report`` / ``rnndyn analyze --figures``: returns the exit status."""
+    import jax
+
+    from rnndyn.analysis import analyze
+
+    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
+    if getattr(args, "trajectories", 1) < 1:
+        raise ValueError(f"--trajectories must be >= 1, got {args.trajectories}")
+    if not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.tol is not None and not args.tol > 0:
+        raise ValueError(f"--tol must be > 0, got {args.tol}")
+    try:
+        from rnndyn.report import _atomic_write, write_report
+    except ImportError as err:
+        raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
+    ckpt, train_data, test_data, targs = _rebuild(args)
+    analysis_settings = {
+        k: getattr(args, k)
+        for k in ("seed", "max_examples", "num_initial", "tol", "max_steps", "threshold")
+    }
+    result = analyze(
+        ckpt,
+        test_data,
+        key=jax.random.key(args.seed),
+        train_data=train_data,
+        verbose=not args.quiet,
+        **{k: v for k, v in analysis_settings.items() if k != "seed"},
+    )
+    out = args.out or os.path.join(args.checkpoint, "analysis.json")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write(out, result.to_json().encode("utf-8"))
+    if not args.quiet:
+        print("[report] drawing the figures", file=sys.stderr, flush=True)
+    settings = {
+        "checkpoint": os.path.abspath(args.checkpoint),
+        "training": {k: v for k, v in vars(targs).items() if k != "func"},
+        "analysis": analysis_settings,
+        "slow points (figures only)": {"tol": 1e-5, "initial_states": 512, "max_steps": 3000},
+    }
+    written = write_report(
+        result,
+        out_dir,
+        model=ckpt.model,
+        params=ckpt.params,
+        data=test_data,
+        settings=settings,
+        num_trajectories=getattr(args, "trajectories", 40),
+        key=jax.random.fold_in(jax.random.key(args.seed), 1),
+    )
+    print(result.summary())
+    print(f"report: {out}")
+    pngs = [p for name, p in written.items() if name != "report"]
+    print(f"figures: {len(pngs)} PNG files in {out_dir}")
+    print(f"open: {written['report']}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``rnndyn demo``: train, analyse, write figures; returns the exit status."""
+    _check_at_least_one(args, ("steps",))
+    t0 = time.perf_counter()
+    log = not args.quiet
+    if log:
+        print(
+            f"[demo] 1/2 training a GRU (16 units) on synthetic sentiment for {args.steps} steps",
+            file=sys.stderr,
+            flush=True,
+        )
+    parser = build_parser()
+    quiet = ["--quiet"] if args.quiet else []
+    targs = parser.parse_args(
+        ["train", *DEMO_TRAIN, "--steps", str(args.steps), "--seed", str(args.seed)]
+        + ["--out", args.out, *quiet]
+    )
+    run_train(targs)
+    if log:
+        print(
+            f"[demo] 2/2 reverse engineering it ({time.perf_counter() - t0:.0f} s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
+    rargs = parser.parse_args(
+        ["report", args.out, "--seed", str(args.seed), "--max-examples", "500"]
+        + ["--num-initial", "512", *quiet]
+    )
+    run_report(rargs)
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {args.out}")
+    return 0
+
+
+_REPORT_COMMANDS = {"report": run_report, "demo": run_demo}
