@@ -59,6 +59,7 @@ def distinct(points: np.ndarray, inputs: np.ndarray) -> int:
         converged=jnp.ones(len(points), bool),
         steps=jnp.zeros(len(points), jnp.int32),
         inputs=jnp.asarray(inputs),
+        initial_states=jnp.asarray(points),
     )
     return len(fps.merge_duplicates(1e-3))
 

@@ -613,7 +613,9 @@ def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, che
         new_cert = _certify(cell, params, new, inputs[redo], sub_bounds, **checks)
     # accept a rerun's result only where it is a root not within distinct_tol of a known one
     is_root = np.isin(new_cert[0], _ROOTS)
-    far = nearest_distances(np.asarray(new.points), known) >= distinct_tol
+    known_inputs = np.asarray(inputs)[isolated[np.unique(leader)]]
+    far = _far_from(np.asarray(new.points), np.asarray(inputs)[redo], known, known_inputs,
+                    distinct_tol)  # fmt: skip
     take = is_root & far
     if not np.any(take):
         return out, cert, 0
@@ -667,6 +669,17 @@ def _put(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a[rows] = values
     return a
+
+
+def _far_from(points, inputs, known, known_inputs, tol: float) -> np.ndarray:
+    """Finite rows of ``points`` farther than ``tol`` from every known root of their input."""
+    far = np.all(np.isfinite(points), axis=1)
+    for x in np.unique(known_inputs, axis=0):
+        rows = far & np.all(inputs == x, axis=1)
+        if rows.any():
+            ref = known[np.all(known_inputs == x, axis=1)]
+            far[rows] = nearest_distances(points[rows], ref) >= tol
+    return far
 
 
 def nearest_distances(points: np.ndarray, others: np.ndarray) -> np.ndarray:
