@@ -732,7 +732,7 @@ def plot_linearized_accuracy(
     ax = fig.add_subplot(111)
     names = {
         "full": "full network",
-        "initial": "linearised (initial point)",
+        "initial": "linearised (reference point)",
         "nearest": "linearised (nearest point)",
     }
     if by_length is not None:

@@ -59,8 +59,9 @@ CAPTIONS = {
     "of the fixed points, next to the dimension predicted from word counts alone.",
     "simplex": "Fixed points in their top C − 1 principal components, coloured by the class "
     "the readout assigns: a triangle for 3 classes, a tetrahedron for 4.",
-    "linearized_accuracy": "Accuracy of the full network and of its linearisation around the "
-    "fixed point nearest the initial state, and piecewise around the nearest point.",
+    "linearized_accuracy": "Accuracy of the full network and of its linearisation around one "
+    "reference fixed point (near the initial state), and piecewise around the nearest point; "
+    "per document length when the record has it.",
 }
 
 
