@@ -13,7 +13,7 @@ Core API::
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train
+from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train, words
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
@@ -28,7 +28,6 @@ from rnndyn.linearize import (
     simulate_linear,
     time_constants,
 )
-from rnndyn.manifold import predict_dimension
 from rnndyn.models import Classifier
 from rnndyn.train import (
     Checkpoint,
@@ -38,6 +37,7 @@ from rnndyn.train import (
     load_checkpoint,
     save_checkpoint,
 )
+from rnndyn.words import predict_dimension
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,7 @@ __all__ = [
     "manifold",
     "models",
     "train",
+    "words",
     "Classifier",
     "Checkpoint",
     "TrainConfig",

@@ -24,17 +24,30 @@ from rnndyn.cells import Cell, validate
 Array = jax.Array
 
 __all__ = [
+    "TAU_MAX",
     "Eigen",
     "Linearization",
+    "RealModes",
     "eig",
     "jacobians",
     "linear_step",
+    "line_attractor_score",
     "linearization",
+    "mode_order",
     "nearest_point",
+    "num_slow_modes",
+    "real_modes",
     "run_linearized",
     "simulate_linear",
+    "sort_modes",
     "time_constants",
 ]
+
+#: Cap on time constants (steps) where a rule needs finite numbers: a mode with
+#: ``|λ| = 1`` exactly (or within float round-off) has ``τ = ∞``, which would make ratios
+#: such as the line-attractor score ``inf`` or ``nan``. 1e4 steps is far longer than any
+#: document the studies analyse, so capped modes are "perfectly slow" for them.
+TAU_MAX = 1e4
 
 
 def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> tuple[Array, Array]:
@@ -136,18 +149,220 @@ def _eig_host(j: Array) -> tuple[Array, Array]:
     return jax.pure_callback(host, shapes, j, vmap_method="expand_dims")
 
 
-def time_constants(eigenvalues: Array) -> Array:
-    """Decay time ``τ = 1 / |log|λ||`` (in steps) of each mode; ``inf`` where ``|λ| = 1``.
+def time_constants(eigenvalues: Array, tau_max: float | None = None) -> Array:
+    """Decay time ``τ = 1 / |log|λ||`` (in steps) of each mode.
 
     Args:
       eigenvalues: ``(..., S)`` real or complex.
+      tau_max: cap on ``τ`` (e.g. ``TAU_MAX``); ``None`` leaves ``inf`` where ``|λ| = 1``.
 
     Returns:
-      ``(..., S)`` real time constants.
+      ``(..., S)`` real time constants (for ``|λ| > 1`` the growth time of the mode).
     """
     lam = jnp.abs(_checks.as_array("eigenvalues", eigenvalues, complex_ok=True))
     with np.errstate(divide="ignore"):
-        return 1.0 / jnp.abs(jnp.log(lam))
+        tau = 1.0 / jnp.abs(jnp.log(lam))
+    if tau_max is not None:
+        _checks.check_positive("tau_max", tau_max)
+        tau = jnp.minimum(tau, tau_max)
+    return tau
+
+
+def _host_values(name: str, eigenvalues: Any, ndims: tuple[int, ...]) -> np.ndarray:
+    try:  # numpy, not jnp: float64 eigenvalues must not be cut to float32
+        lam = np.asarray(eigenvalues)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of numbers, got {type(eigenvalues)}") from err
+    if lam.dtype.kind not in "biufc":
+        raise ValueError(f"{name} must hold numbers, got dtype {lam.dtype}")
+    _checks.check_ndim(name, lam, ndims, "(K, S) or (S,)")
+    if lam.size == 0:
+        raise ValueError(f"{name} is empty (shape {lam.shape}); expected at least one mode")
+    _checks.check_finite(name, lam)
+    return lam.astype(np.complex128)
+
+
+def _capped_tau(abs_lam: np.ndarray, tau_max: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.minimum(1.0 / np.abs(np.log(abs_lam)), tau_max)
+
+
+def mode_order(eigenvalues: Any, *, tol: float = 0.01, tau_max: float = TAU_MAX) -> np.ndarray:
+    """Order of the modes, slowest first, consistent with their time constants.
+
+    Rule: clearly unstable modes (``|λ| > 1 + tol``) come first, by ``|λ|`` descending
+    (they dominate the dynamics); all other modes follow by capped time constant
+    ``min(1 / |log|λ||, tau_max)`` descending, ties by ``|λ|`` descending, so among the
+    stable and marginal modes ``τ`` never increases along the order. A complex-conjugate
+    pair shares ``|λ|`` and stays adjacent, the member with positive imaginary part first.
+
+    Args:
+      eigenvalues: ``(S,)`` or ``(K, S)`` real or complex.
+      tol: how far above 1 ``|λ|`` may be and still count as marginal.
+      tau_max: the cap on ``τ`` (steps).
+
+    Returns:
+      ``(S,)`` or ``(K, S)`` integer indices (``np.take_along_axis`` order).
+    """
+    lam = _host_values("eigenvalues", eigenvalues, (1, 2))
+    _checks.check_positive("tol", tol, allow_zero=True)
+    _checks.check_positive("tau_max", tau_max)
+    mod = np.abs(lam)
+    unstable = mod > 1.0 + tol
+    tau = _capped_tau(mod, tau_max)
+    # np.lexsort sorts by the last key first.
+    keys = (-lam.imag, -mod, np.where(unstable, -mod, -tau), ~unstable)
+    if lam.ndim == 1:
+        return np.lexsort(keys)
+    return np.stack([np.lexsort(tuple(k[i] for k in keys)) for i in range(lam.shape[0])])
+
+
+def sort_modes(eigen: Eigen, order: Any) -> Eigen:
+    """``eigen`` with its modes permuted by ``order`` (e.g. from ``mode_order``)."""
+    order = np.asarray(order)
+    values = np.take_along_axis(np.asarray(eigen.values), order, axis=-1)
+    right = np.take_along_axis(np.asarray(eigen.right), order[..., None, :], axis=-1)
+    left = np.take_along_axis(np.asarray(eigen.left), order[..., :, None], axis=-2)
+    return Eigen(values, right, left)
+
+
+def num_slow_modes(
+    eigenvalues: Any, tol: float = 0.02, *, tau_min: float | None = None
+) -> np.ndarray | int:
+    """Number of slow modes per point.
+
+    Rule: a mode is slow if ``| |λ| − 1 | <= tol``; with ``tau_min`` given instead, if its
+    time constant ``τ = 1 / |log|λ|| >= tau_min`` (``tol`` is then ignored).
+
+    Args:
+      eigenvalues: ``(K, S)`` (one row per fixed point) or ``(S,)``, real or complex.
+      tol: distance of ``|λ|`` from 1.
+      tau_min: threshold on the time constant in steps.
+
+    Returns:
+      ``(K,)`` int counts, or an ``int`` for ``(S,)`` input.
+    """
+    lam = np.abs(_host_values("eigenvalues", eigenvalues, (1, 2)))
+    if tau_min is None:
+        _checks.check_positive("tol", tol, allow_zero=True)
+        slow = np.abs(lam - 1.0) <= tol
+    else:
+        _checks.check_positive("tau_min", tau_min)
+        slow = _capped_tau(lam, np.inf) >= tau_min
+    counts = slow.sum(axis=-1)
+    return int(counts) if lam.ndim == 1 else counts.astype(np.int64)
+
+
+def line_attractor_score(eigenvalues: Any, *, tau_max: float = TAU_MAX) -> np.ndarray | float:
+    """``log2(τ1 / τ2)``: how much the slowest mode dominates (> 1: one dominant mode).
+
+    ``τ1 >= τ2`` are the two largest capped time constants ``min(1 / |log|λ||, tau_max)``
+    of each row (a complex pair counts twice, so a slow rotation scores 0). The cap makes
+    the score finite: at most ``log2(tau_max / τ2)``, and 0 when two modes are both
+    slower than ``tau_max``.
+
+    Args:
+      eigenvalues: ``(K, S)`` or ``(S,)`` with ``S >= 2``, real or complex.
+      tau_max: the cap (steps).
+
+    Returns:
+      ``(K,)`` scores, or a float for ``(S,)`` input.
+    """
+    lam = np.abs(_host_values("eigenvalues", eigenvalues, (1, 2)))
+    if lam.shape[-1] < 2:
+        raise ValueError(f"eigenvalues has shape {lam.shape}; expected S >= 2 per row")
+    _checks.check_positive("tau_max", tau_max)
+    tau = -np.sort(-_capped_tau(lam, tau_max), axis=-1)
+    score = np.log2(tau[..., 0] / tau[..., 1])
+    return float(score) if lam.ndim == 1 else score
+
+
+class RealModes(NamedTuple):
+    """A real basis of the invariant subspace of the first ``d`` modes of one matrix.
+
+    A real eigenvalue contributes its (real) right and left eigenvectors; a complex pair
+    ``λ, λ̄`` with vectors ``r, l`` contributes the plane ``[Re r, Im r]`` with dual rows
+    ``[2 Re l, −2 Im l]``, so that ``right @ left`` is the exact (real) projector
+    ``Σ_i r_i l_i`` over the modes, conjugates included.
+
+    Attributes:
+      values: ``(d,)`` complex eigenvalues of the included modes (pairs both included).
+      right: ``(S, d)`` real basis (columns).
+      left: ``(d, S)`` real dual basis (rows), ``left @ right = I``.
+      block: ``(d, d)`` the matrix restricted to the subspace, ``J right = right block``:
+        ``λ`` on the diagonal for a real mode, ``[[a, b], [−b, a]]`` for ``a ± ib``.
+    """
+
+    values: np.ndarray
+    right: np.ndarray
+    left: np.ndarray
+    block: np.ndarray
+
+
+def real_modes(eigen: Eigen, d: int) -> RealModes:
+    """Real basis of the first ``d`` modes of one eigendecomposition, closing pairs.
+
+    If the ``d``-th mode is the first member of a complex-conjugate pair, its partner is
+    included as well (the result then has ``d + 1`` columns): cutting a pair would keep
+    half of a rotation, and the real part of one member is not an invariant direction.
+
+    Args:
+      eigen: ``Eigen`` of one ``(S, S)`` real matrix (``values (S,)``), in the order the
+        modes should be taken (e.g. sorted with ``mode_order``).
+      d: number of modes wanted, ``1 <= d <= S``.
+
+    Returns:
+      ``RealModes`` with ``d`` or ``d + 1`` columns.
+    """
+    values = np.asarray(eigen.values)
+    right = np.asarray(eigen.right)
+    left = np.asarray(eigen.left)
+    if values.ndim != 1 or right.shape != (values.size, values.size) != left.shape:
+        raise ValueError(
+            f"eigen must hold one decomposition (values (S,), right and left (S, S)), got "
+            f"values {values.shape}, right {right.shape}, left {left.shape}"
+        )
+    s = values.size
+    _checks.check_int("d", d, minimum=1)
+    if d > s:
+        raise ValueError(f"d={d} exceeds the number of modes S={s}")
+    scale = np.max(np.abs(values)) if s else 1.0
+    is_complex = np.abs(values.imag) > 1e-6 * max(scale, 1e-30)
+    cols, rows, vals, blocks = [], [], [], []
+    i = 0
+    while i < d:
+        lam = values[i]
+        if not is_complex[i]:
+            cols.append(right[:, i].real)
+            rows.append(left[i].real)
+            vals.append(values[i])
+            blocks.append(np.array([[lam.real]]))
+            i += 1
+            continue
+        if i + 1 >= s or not np.isclose(values[i + 1], np.conj(lam), rtol=1e-4, atol=1e-7):
+            raise ValueError(
+                f"mode {i} (λ = {lam:.6g}) is complex but mode {i + 1} is not its conjugate; "
+                "order the modes so that conjugate pairs are adjacent (see mode_order)"
+            )
+        r, l = right[:, i], left[i]
+        cols += [r.real, r.imag]
+        rows += [2.0 * l.real, -2.0 * l.imag]
+        vals += [values[i], values[i + 1]]
+        a, b = lam.real, lam.imag
+        blocks.append(np.array([[a, b], [-b, a]]))
+        i += 2
+    block = np.zeros((len(cols), len(cols)))
+    k = 0
+    for blk in blocks:
+        n = blk.shape[0]
+        block[k : k + n, k : k + n] = blk
+        k += n
+    return RealModes(
+        np.asarray(vals, np.complex128),
+        np.stack(cols, axis=1).astype(np.float64),
+        np.stack(rows).astype(np.float64),
+        block,
+    )
 
 
 def linear_step(

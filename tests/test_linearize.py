@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnndyn
-from rnndyn import cells
+from rnndyn import cells, linearize
 from rnndyn.linearize import _eig_host
 
 N, M = 4, 3
@@ -251,3 +251,89 @@ def test_run_linearized_matches_a_reference_loop(k, s, t, seed):
                     c = first if switch == "initial" else int(np.argmin(((pts - h) ** 2).sum(1)))
                     h = pts[c] + a[c] @ (h - pts[c]) + b[c] @ (xs[i, j] - ins[c])
                 np.testing.assert_allclose(got[i, j], h, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------- mode order and real modes
+
+
+def _known_matrix(seed=0):
+    """4x4 J with eigenvalues {0.99, 0.9 e^{±0.5i}, 0.3}, built from a real block form
+    ``J = B diag(0.99, rot, 0.3) B^{-1}`` so that the invariant subspaces are known:
+    B[:, :1] (the real slow mode), B[:, 1:3] (the rotation plane), B[:, 3:] (fast)."""
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal((4, 4))
+    a, w = 0.9 * np.cos(0.5), 0.9 * np.sin(0.5)
+    blocks = np.zeros((4, 4))
+    blocks[0, 0], blocks[3, 3] = 0.99, 0.3
+    blocks[1:3, 1:3] = [[a, w], [-w, a]]
+    return b @ blocks @ np.linalg.inv(b), b
+
+
+def test_real_modes_close_the_conjugate_pair_and_give_the_exact_projector():
+    from rnndyn import words
+
+    j, b = _known_matrix()
+    eg = linearize.eig(jnp.asarray(j, jnp.float32))
+    eg = linearize.sort_modes(eg, linearize.mode_order(eg.values))
+    np.testing.assert_allclose(np.abs(eg.values), [0.99, 0.9, 0.9, 0.3], rtol=1e-5)
+    modes = linearize.real_modes(eg, 2)  # the cut at 2 would split the pair: 3 columns
+    assert modes.right.shape == (4, 3) and modes.left.shape == (3, 4)
+    np.testing.assert_allclose(modes.left @ modes.right, np.eye(3), atol=1e-4)
+    np.testing.assert_allclose(j @ modes.right, modes.right @ modes.block, atol=1e-4)
+    block_eigs = np.sort_complex(np.linalg.eigvals(modes.block))
+    want_eigs = np.sort_complex(np.array([0.99, 0.9 * np.exp(0.5j), 0.9 * np.exp(-0.5j)]))
+    np.testing.assert_allclose(block_eigs, want_eigs, atol=1e-5)
+    # Independent truth: the projector on the 3 slow modes is B[:, :3] (B^-1)[:3].
+    binv = np.linalg.inv(b)
+    projector = b[:, :3] @ binv[:3]
+    np.testing.assert_allclose(modes.right @ modes.left, projector, atol=1e-4)
+    readout = np.array([[1.0, -2.0, 0.5, 1.5], [0.3, 0.0, -1.0, 2.0]])
+    j_inp = np.eye(4)
+    x = np.array([[1.0, 0.5, -0.25, 2.0], [0.0, 1.0, 0.0, 0.0]])
+    want = x @ (readout @ projector).T  # logit change kept by the slow modes
+    got = words.logit_effects(readout, modes, j_inp, x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # The old rule (real part of one member of the pair, the other dropped) differs.
+    r, l = np.asarray(eg.right), np.asarray(eg.left)
+    wrong = (x @ (readout @ (r[:, :2] @ l[:2])).T).real
+    assert np.max(np.abs(wrong - want)) > 0.1
+    # d = 1 and d = 3 need no closing; d = 4 is the identity
+    assert linearize.real_modes(eg, 1).right.shape == (4, 1)
+    assert linearize.real_modes(eg, 3).right.shape == (4, 3)
+    full = linearize.real_modes(eg, 4)
+    np.testing.assert_allclose(full.right @ full.left, np.eye(4), atol=1e-4)
+
+
+def test_mode_order_puts_unstable_first_then_stable_by_tau():
+    lam = np.array([0.5, 1.0005, 0.999, 1.2, 0.9 + 0.1j, 0.9 - 0.1j, -0.9995])
+    order = linearize.mode_order(lam, tol=0.01)
+    tau = np.minimum(1 / np.abs(np.log(np.abs(lam))), linearize.TAU_MAX)
+    # 1.2 is clearly unstable (first); then τ: 0.9995 (2000), 1.0005 (2000: tie broken by
+    # |λ|), 0.999 (1000), the pair (≈ 9.0), 0.5 (1.44)
+    np.testing.assert_array_equal(order, [3, 1, 6, 2, 4, 5, 0])
+    assert np.all(np.diff(tau[order][1:]) <= 0)
+    two = linearize.mode_order(np.stack([lam, lam[::-1]]))
+    np.testing.assert_array_equal(lam[::-1][two[1]], lam[order])
+
+
+def test_time_constants_cap_and_slow_mode_counts():
+    lam = np.array([1.0, np.exp(-1 / 50.0), 0.0])
+    np.testing.assert_allclose(linearize.time_constants(lam), [np.inf, 50.0, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(
+        linearize.time_constants(lam, tau_max=1e4), [1e4, 50.0, 0.0], rtol=1e-5
+    )
+    assert linearize.num_slow_modes(lam, tau_min=40.0) == 2
+    with pytest.raises(ValueError, match="tau_max must be"):
+        linearize.time_constants(lam, tau_max=0.0)
+
+
+def test_real_modes_errors():
+    eg = linearize.Eigen(
+        np.array([0.5 + 0.5j, 0.3, 0.5 - 0.5j]), np.eye(3, dtype=complex), np.eye(3, dtype=complex)
+    )
+    with pytest.raises(ValueError, match="not its conjugate"):
+        linearize.real_modes(eg, 1)
+    with pytest.raises(ValueError, match="d=4 exceeds"):
+        linearize.real_modes(eg, 4)
+    with pytest.raises(ValueError, match="one decomposition"):
+        linearize.real_modes(linearize.Eigen(np.ones((2, 3)), np.eye(3), np.eye(3)), 1)

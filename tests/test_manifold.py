@@ -96,7 +96,14 @@ def test_line_attractor_score_is_log2_tau_ratio():
     assert mf.line_attractor_score(lam) == pytest.approx(np.log2(10.0))
     both = mf.line_attractor_score(np.stack([lam, lam[[1, 0, 2]]]))
     np.testing.assert_allclose(both, np.log2(10.0))
-    assert mf.line_attractor_score(np.array([1.0, 0.5])) == np.inf
+    # |λ1| = 1 exactly: τ1 is capped at TAU_MAX, so the score is finite, log2(1e4 / τ2).
+    tau2 = 1 / np.log(2.0)
+    assert mf.line_attractor_score(np.array([1.0, 0.5])) == pytest.approx(np.log2(1e4 / tau2))
+    # two perfectly slow modes: no single dominant one
+    assert mf.line_attractor_score(np.array([1.0, -1.0, 0.5])) == 0.0
+    # an unstable mode growing over 50 steps does not outrank a stable one of τ = 1000
+    lam3 = np.array([np.exp(1 / 50), np.exp(-1 / 1000), 0.1])
+    assert mf.line_attractor_score(lam3) == pytest.approx(np.log2(1000 / 50))
 
 
 # --------------------------------------------------------------------------- geometry
@@ -446,3 +453,75 @@ def test_bag_of_words_logits_reproduce_accuracy():
     counts, _ = mf.word_counts(ids, v)
     assert np.mean(np.argmax(bow.logits(counts), 1) == y) == pytest.approx(bow.accuracy)
     assert bow.accuracy > 0.8
+
+
+# ------------------------------------------------------- intrinsic dimension (study B)
+
+
+def _flat(rng, k, n=1000):
+    return _embed(rng, rng.uniform(-1, 1, (n, k)), noise=0.0)[0]
+
+
+def _sphere(rng, k, n=1000):
+    z = rng.standard_normal((n, k + 1))
+    return _embed(rng, z / np.linalg.norm(z, axis=1, keepdims=True), noise=0.0)[0]
+
+
+def _curve(rng, n=1000):
+    # a closed curve that winds through 10 of the 20 dimensions (not in any plane)
+    t = rng.uniform(0, 2 * np.pi, n)
+    coords = [np.cos(j * t) / j for j in range(1, 6)] + [np.sin(j * t) / j for j in range(1, 6)]
+    return _embed(rng, np.stack(coords, 1), noise=0.0)[0]
+
+
+SETS = [
+    ("line", 1, lambda r: _flat(r, 1)),
+    ("plane", 2, lambda r: _flat(r, 2)),
+    ("cube3", 3, lambda r: _flat(r, 3)),
+    ("circle", 1, lambda r: _sphere(r, 1)),
+    ("sphere2", 2, lambda r: _sphere(r, 2)),
+    ("sphere3", 3, lambda r: _sphere(r, 3)),
+    ("curve", 1, _curve),
+]
+
+
+@pytest.mark.parametrize("name,dim,make", SETS, ids=[s[0] for s in SETS])
+def test_intrinsic_dimension_estimators_recover_known_dimensions(name, dim, make):
+    x = make(np.random.default_rng(dim))
+    assert x.shape == (1000, D)
+    # PCA would see 10 dimensions in the curve and dim + 1 for the spheres; these don't.
+    assert abs(mf.levina_bickel(x, k=10) - dim) < 0.5
+    assert abs(mf.correlation_dimension(x) - dim) < 0.5
+    assert abs(mf.local_pca_dimension(x, k=20) - dim) < 0.5
+    est = mf.intrinsic_dimension(x)
+    assert est.num_points == 1000 and abs(est.dimension - dim) < 0.5
+    if name == "curve":
+        assert mf.num_components(x, 0.9) >= 3  # global PCA overestimates a curved set
+
+
+def test_intrinsic_dimension_estimator_details():
+    rng = np.random.default_rng(0)
+    x = _flat(rng, 2, n=400)
+    # duplicates carry no distance information and are dropped, not a log(0)
+    assert mf.levina_bickel(np.concatenate([x, x[:50]]), k=8) == pytest.approx(
+        mf.levina_bickel(x, k=8)
+    )
+    # an explicit scaling range on a uniform square: C(r) ∝ r^2 for r much below its side
+    assert mf.correlation_dimension(x, radii=(0.05, 0.2)) == pytest.approx(2.0, abs=0.3)
+    with pytest.raises(ValueError, match="radii must satisfy"):
+        mf.correlation_dimension(x, radii=(0.2, 0.1))
+    with pytest.raises(ValueError, match="k must be an integer >= 3"):
+        mf.levina_bickel(x, k=2)
+    with pytest.raises(ValueError, match="expected at least 11"):
+        mf.levina_bickel(x[:5], k=10)
+    nan = mf.intrinsic_dimension(np.zeros((20, 3)))  # one distinct point: no estimate
+    assert np.isnan(nan.levina_bickel) and np.isnan(nan.dimension) and nan.num_points == 1
+
+
+def test_moved_word_names_still_resolve_from_manifold():
+    from rnndyn import words
+
+    for name in ("fit_bag_of_words", "predict_dimension", "word_projections", "BagOfWords"):
+        assert getattr(mf, name) is getattr(words, name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mf.nope  # noqa: B018
