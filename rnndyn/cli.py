@@ -723,7 +723,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.tol is not None and not args.tol > 0:
         raise ValueError(f"--tol must be > 0, got {args.tol}")
     try:
-        from rnndyn.report import _atomic_write, write_report
+        from rnndyn.report import write_report
     except ImportError as err:
         raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
     ckpt, train_data, test_data, targs = _rebuild(args)
@@ -742,7 +742,7 @@ def run_report(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(args.checkpoint, "analysis.json")
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(out, result.to_json().encode("utf-8"))
+    result.to_json(out)  # atomic, with the big arrays in out + ".npz"
     if not args.quiet:
         print("[report] drawing the figures", file=sys.stderr, flush=True)
     settings = {
