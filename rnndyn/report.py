@@ -51,8 +51,8 @@ CAPTIONS = {
     "readout_geometry": "Top right eigenvector at each fixed point (green segments) and the "
     "readout direction (arrow), projected on the points' top two PCs; right: how tangent each "
     "point's top eigenvector is to the manifold.",
-    "word_effects": "Words that push the state furthest along the slow mode, at the fixed "
-    "point nearest the initial state: l₁ · J_inp · x_w.",
+    "word_effects": "Words that push the state furthest along the slow mode, at the reference "
+    "fixed point: l₁ · J_inp · x_w.",
     "effect_vs_bow": "Each word's logit change through the slow modes against its weight in a "
     "bag-of-words logistic regression, with Pearson r.",
     "explained_variance": "Variance explained per principal component of the visited states and "
