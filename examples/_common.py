@@ -22,6 +22,8 @@ FULL = dict(hidden=16, embed=16, steps=1000, train=2000, test=500, length=(50, 1
             num_neutral=100, num_initial=512, max_steps=5000, max_examples=500)  # fmt: skip
 SMOKE = dict(hidden=6, embed=4, steps=25, train=64, test=32, length=(5, 10), num_neutral=4,
              num_initial=32, max_steps=200, max_examples=32)  # fmt: skip
+#: ``rnndyn.analyze`` settings of ``--smoke``: skip the optional, costly stages.
+SMOKE_ANALYZE = dict(word_inputs=0, reference="nearest", bow_steps=50)
 
 
 def parser(description: str, *, dataset: bool = True) -> argparse.ArgumentParser:
@@ -95,6 +97,8 @@ def train_and_analyze(
     kw = dict(
         max_examples=s["max_examples"], num_initial=s["num_initial"], max_steps=s["max_steps"]
     )
+    if args.smoke:
+        kw.update(SMOKE_ANALYZE)
     kw.update(analyze_kw)
     try:
         analysis = rnndyn.analyze(

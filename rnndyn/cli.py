@@ -619,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ------------------------------------------------------------ report and demo commands
 
 #: Settings of ``rnndyn demo``: a GRU on synthetic sentiment with long, sparse documents
-#: (the line attractor of Maheswaranathan et al. 2019 in under a minute on a CPU).
+#: (the line attractor of Maheswaranathan et al. 2019 in one to two minutes on a CPU).
 DEMO_TRAIN = (
     "--dataset", "synthetic-sentiment", "--cell", "gru", "--hidden", "16",
     "--embed-size", "16", "--max-length", "100", "--num-neutral", "100",
@@ -671,7 +671,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
         help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
         description="The main job end to end: train a GRU on the embedded synthetic sentiment "
         "task, reverse engineer it (fixed points, spectra, manifold, word effects, "
-        "linearisation) and write the figures and report.html to --out. About a minute on "
+        "linearisation) and write the figures and report.html to --out. One to two minutes on "
         "a 2-core CPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -723,7 +723,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.tol is not None and not args.tol > 0:
         raise ValueError(f"--tol must be > 0, got {args.tol}")
     try:
-        from rnndyn.report import _atomic_write, write_report
+        from rnndyn.report import write_report
     except ImportError as err:
         raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
     ckpt, train_data, test_data, targs = _rebuild(args)
@@ -742,7 +742,7 @@ def run_report(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(args.checkpoint, "analysis.json")
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(out, result.to_json().encode("utf-8"))
+    result.to_json(out)  # atomic, with the big arrays in out + ".npz"
     if not args.quiet:
         print("[report] drawing the figures", file=sys.stderr, flush=True)
     settings = {

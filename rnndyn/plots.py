@@ -718,8 +718,8 @@ def plot_linearized_accuracy(
     """Accuracy of the full network next to its linearisations.
 
     Args:
-      full, initial, nearest: overall accuracies (full network; linearised around the
-        point nearest the initial state; piecewise around the nearest point).
+      full, initial, nearest: overall accuracies (full network; linearised around one
+        reference fixed point near the initial state; piecewise around the nearest point).
       by_length: optional ``{"length": (B,) bin centres, "full": (B,), "initial": (B,),
         "nearest": (B,)}`` accuracies per document-length bin; then a line plot.
       title: optional title.
@@ -732,7 +732,7 @@ def plot_linearized_accuracy(
     ax = fig.add_subplot(111)
     names = {
         "full": "full network",
-        "initial": "linearised (initial point)",
+        "initial": "linearised (reference point)",
         "nearest": "linearised (nearest point)",
     }
     if by_length is not None:

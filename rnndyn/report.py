@@ -51,16 +51,17 @@ CAPTIONS = {
     "readout_geometry": "Top right eigenvector at each fixed point (green segments) and the "
     "readout direction (arrow), projected on the points' top two PCs; right: how tangent each "
     "point's top eigenvector is to the manifold.",
-    "word_effects": "Words that push the state furthest along the slow mode, at the fixed "
-    "point nearest the initial state: l₁ · J_inp · x_w.",
+    "word_effects": "Words that push the state furthest along the slow mode, at the reference "
+    "fixed point: l₁ · J_inp · x_w.",
     "effect_vs_bow": "Each word's logit change through the slow modes against its weight in a "
     "bag-of-words logistic regression, with Pearson r.",
     "explained_variance": "Variance explained per principal component of the visited states and "
     "of the fixed points, next to the dimension predicted from word counts alone.",
     "simplex": "Fixed points in their top C − 1 principal components, coloured by the class "
     "the readout assigns: a triangle for 3 classes, a tetrahedron for 4.",
-    "linearized_accuracy": "Accuracy of the full network and of its linearisation around the "
-    "fixed point nearest the initial state, and piecewise around the nearest point.",
+    "linearized_accuracy": "Accuracy of the full network and of its linearisation around one "
+    "reference fixed point (near the initial state), and piecewise around the nearest point; "
+    "per document length when the record has it.",
 }
 
 

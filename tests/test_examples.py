@@ -28,15 +28,18 @@ def _run(name, argv, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_line_attractor_smoke(monkeypatch, capsys):
-    out = _run("line_attractor.py", ["--smoke", "--quiet"], monkeypatch, capsys)
-    rows = [line.split()[0] for line in out.strip().splitlines()[1:]]
-    assert rows == ["vanilla", "ugrnn", "gru", "lstm"]
+    # two cells keep it short: the script's loop is the same for all four
+    argv = ["--smoke", "--quiet", "--cells", "vanilla", "gru"]
+    out = _run("line_attractor.py", argv, monkeypatch, capsys)
+    rows = re.findall(r"^\s*(vanilla|ugrnn|gru|lstm)\s", out, re.M)
+    assert rows == ["vanilla", "gru"]
 
 
 @pytest.mark.slow
 def test_categorical_manifold_smoke(monkeypatch, capsys):
-    out = _run("categorical_manifold.py", ["--smoke", "--quiet"], monkeypatch, capsys)
-    assert re.search(r"^\s*3 classes", out, re.M) and re.search(r"^\s*4 classes", out, re.M)
+    argv = ["--smoke", "--quiet", "--classes", "3"]
+    out = _run("categorical_manifold.py", argv, monkeypatch, capsys)
+    assert re.search(r"^\s*3 classes", out, re.M)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from rnndyn import cli  # noqa: E402
+from rnndyn.analysis import Analysis  # noqa: E402
 
 
 def test_report_rejects_bad_arguments(tmp_path, capsys):
@@ -36,6 +37,11 @@ def test_demo_writes_figures_and_report(tmp_path, capsys):
     embedded = {base64.b64decode(i) for i in images}
     assert (out / "eigenvalues.png").read_bytes() in embedded
     record = json.loads((out / "analysis.json").read_text())
+
+    again = Analysis.from_json(out / "analysis.json")  # the JSON and its .npz read back
+    assert again.linearized.full == record["linearized"]["full"]
+    # the summary table counts the record's fixed points
+    assert f"<td>{len(again.fixed_points.points)} (" in page
     assert record["model"]["cell"] == "gru"
     # the summary table shows the record's numbers
     assert f"{record['linearized']['full']:.4f}" in page
