@@ -68,96 +68,125 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
     return tokens, mask.astype(bool)
 
 
-#: ``lax.scan`` unroll factor of the fused recurrences (fewer loop iterations: less
-#: per-step overhead on CPU, more room for XLA to fuse).
-SCAN_UNROLL = 4
+def _blocks(w: Array, k: int) -> list[Array]:
+    n = w.shape[-1] // k
+    return [w[..., i * n : (i + 1) * n] for i in range(k)]
 
 
-def _fused_recurrence(cell: Cell) -> Any:
-    """``step(params, h (B, S), gx (B, G)) -> h'`` for a built-in cell whose input
-    pre-activation ``gx = x W_x + b`` is computed outside the scan, or ``None``.
+def _recurrence(cell: Cell) -> tuple[Any, Any] | None:
+    """``(prepare, step)`` for a built-in cell, or ``None`` for other cells.
 
-    The equations repeat the cells' own (``rnndyn.cells``); ``tests/test_models.py`` checks
-    them against ``cell(params, h, x)``. Exact types only: a subclass may change them.
+    ``prepare(params)`` splits the fused gate matrices into one matrix per gate, once per
+    call rather than once per time step; ``step(q, h (B, S), x (B, E)) -> h'`` is then
+    one small matmul per gate (on CPU, XLA runs these faster in a scan than one fused
+    matmul followed by slices, whose gradients are pads). The equations repeat the
+    cells' own (``rnndyn.cells``); ``tests/test_models.py`` checks them against
+    ``cell(params, h, x)``. Exact types only: a subclass may change the equations.
     """
-    n = getattr(cell, "hidden_size", None)
-    if type(cell) is Vanilla:
-        return lambda p, h, gx: jnp.tanh(gx + h @ p["W_h"])
-    if type(cell) is GRU:
+    kind = type(cell)
+    if kind not in (Vanilla, GRU, LSTM, UGRNN):
+        return None
+    k = {Vanilla: 1, GRU: 3, LSTM: 4, UGRNN: 2}[kind]
 
-        def gru(p, h, gx):
-            gh = h @ p["W_h"]
-            r = jax.nn.sigmoid(gx[:, :n] + gh[:, :n])
-            z = jax.nn.sigmoid(gx[:, n : 2 * n] + gh[:, n : 2 * n])
-            cand = jnp.tanh(gx[:, 2 * n :] + r * (gh[:, 2 * n :] + p["b_hn"]))
+    def prepare(p: Params) -> dict:
+        q = {"W_x": _blocks(p["W_x"], k), "W_h": _blocks(p["W_h"], k), "b": _blocks(p["b"], k)}
+        if kind is GRU:
+            q["b_hn"] = p["b_hn"]
+        return q
+
+    def pre(q: dict, i: int, h: Array, x: Array) -> Array:
+        return x @ q["W_x"][i] + q["b"][i] + h @ q["W_h"][i]
+
+    if kind is Vanilla:
+        return prepare, lambda q, h, x: jnp.tanh(pre(q, 0, h, x))
+    if kind is UGRNN:
+
+        def ugrnn(q, h, x):
+            g = jax.nn.sigmoid(pre(q, 1, h, x))
+            return g * h + (1.0 - g) * jnp.tanh(pre(q, 0, h, x))
+
+        return prepare, ugrnn
+    if kind is GRU:
+
+        def gru(q, h, x):
+            r = jax.nn.sigmoid(pre(q, 0, h, x))
+            z = jax.nn.sigmoid(pre(q, 1, h, x))
+            gx = x @ q["W_x"][2] + q["b"][2]
+            cand = jnp.tanh(gx + r * (h @ q["W_h"][2] + q["b_hn"]))
             return (1.0 - z) * cand + z * h
 
-        return gru
+        return prepare, gru
+
+    def lstm(q, carry, x):  # carry (h, c): no concatenation and slicing per step
+        h, c = carry
+        i, f, g, o = (pre(q, j, h, x) for j in range(4))
+        c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
+
+    return prepare, lstm
+
+
+def _split_state(cell: Cell, state: Array) -> Any:
+    """The scan carry of a state: ``(h, c)`` for a built-in LSTM, else the state."""
     if type(cell) is LSTM:
-
-        def lstm(p, state, gx):
-            h, c = state[:, :n], state[:, n:]
-            a = gx + h @ p["W_h"]
-            i = jax.nn.sigmoid(a[:, :n])
-            f = jax.nn.sigmoid(a[:, n : 2 * n])
-            g = jnp.tanh(a[:, 2 * n : 3 * n])
-            o = jax.nn.sigmoid(a[:, 3 * n :])
-            c_new = f * c + i * g
-            return jnp.concatenate([o * jnp.tanh(c_new), c_new], axis=-1)
-
-        return lstm
-    if type(cell) is UGRNN:
-
-        def ugrnn(p, h, gx):
-            a = gx + h @ p["W_h"]
-            g = jax.nn.sigmoid(a[:, n:])
-            return g * h + (1.0 - g) * jnp.tanh(a[:, :n])
-
-        return ugrnn
-    return None
+        n = cell.hidden_size
+        return state[..., :n], state[..., n:]
+    return state
 
 
-def _run(model: Classifier, params: Params, tokens: Array, mask: Array, all_states: bool) -> Array:
-    """States after each token ``(B, T, S)`` (``all_states``) or the final states ``(B, S)``;
-    inputs already validated."""
-    cell_params = params["cell"]
-    fused = _fused_recurrence(model.cell)
-    h0 = model.cell.initial_state((tokens.shape[0],))
-    mask_t = mask.T[:, :, None]  # (T, B, 1)
-    if fused is not None:
-        # One (B*T, E) x (E, G) matmul for every step's input gates, outside the scan;
-        # the gather is done time-major so the scan reads contiguous (B, G) slices.
-        emb = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
-        xs = emb @ cell_params["W_x"] + cell_params["b"]  # (T, B, G)
+def _join_state(cell: Cell, carry: Any) -> Array:
+    return jnp.concatenate(carry, axis=-1) if type(cell) is LSTM else carry
 
-        def step(h, inputs):
-            gx, m = inputs
-            h = jnp.where(m, fused(cell_params, h, gx), h)
-            return h, (h if all_states else None)
 
-        unroll = SCAN_UNROLL
-    else:
-        xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
-
-        def one(h, x_t):  # unbatched: wrapped cells need not broadcast over batches
-            return model.cell(cell_params, h, x_t)
-
-        def step(h, inputs):
-            x_t, m = inputs
-            h = jnp.where(m, jax.vmap(one)(h, x_t), h)
-            return h, (h if all_states else None)
-
-        unroll = 1
-    h_final, hs = lax.scan(step, h0, (xs, mask_t), unroll=unroll)
-    return jnp.swapaxes(hs, 0, 1) if all_states else h_final
+def _batched_step(model: Classifier, params: Params) -> tuple[Any, Any]:
+    """``(q, step)`` with ``step(q, h (B, S), x (B, E)) -> h'`` for any cell."""
+    fast = _recurrence(model.cell)
+    if fast is not None:
+        prepare, step = fast
+        return prepare(params["cell"]), step
+    # Unbatched calls: wrapped cells need not broadcast over batches.
+    return params["cell"], jax.vmap(model.cell, in_axes=(None, 0, 0))
 
 
 def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
-    return _run(model, params, tokens, mask, True)
+    """States after each token ``(B, T, S)``; inputs already validated. Masked steps keep
+    the state (any mask, not only padding at the end)."""
+    q, cell_step = _batched_step(model, params)
+    xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E), time-major
+    cell = model.cell
+
+    def step(h, inputs):
+        x_t, m = inputs
+        new = cell_step(q, h, x_t)
+        h = jax.tree_util.tree_map(lambda a, b: jnp.where(m, a, b), new, h)
+        return h, _join_state(cell, h)
+
+    h0 = _split_state(cell, cell.initial_state((tokens.shape[0],)))
+    _, hs = lax.scan(step, h0, (xs, mask.T[:, :, None]))
+    return jnp.swapaxes(hs, 0, 1)
 
 
-def _final_state(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
-    return _run(model, params, tokens, mask, False)
+def _final_state(model: Classifier, params: Params, tokens: Array, lengths: Array) -> Array:
+    """State after token ``lengths[b]`` of each row ``(B, S)`` (the initial state where
+    ``lengths`` is 0), for left-aligned tokens.
+
+    No masking inside the scan: every row runs all T steps and the state at its last real
+    token is picked afterwards. Per-step selects cost more than the extra steps (and
+    than storing the states), forward and backward.
+    """
+    q, cell_step = _batched_step(model, params)
+    xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
+
+    def step(h, x_t):
+        h = cell_step(q, h, x_t)
+        return h, h
+
+    b = tokens.shape[0]
+    h0 = model.cell.initial_state((b,))
+    _, hs = lax.scan(step, _split_state(model.cell, h0), xs)  # (T, B, ...)
+    rows = (jnp.maximum(lengths - 1, 0), jnp.arange(b))
+    last = _join_state(model.cell, jax.tree_util.tree_map(lambda a: a[rows], hs))
+    return jnp.where((lengths > 0)[:, None], last, h0)
 
 
 # The model is static (hashable frozen dataclass): eager calls reuse one compiled scan.
@@ -226,7 +255,8 @@ class Classifier:
         raw = tokens
         tokens, mask = _check_tokens_mask(tokens, mask)
         if not _checks.is_traced(raw) and tokens.size:
-            lo, hi = int(tokens.min()), int(tokens.max())
+            host = np.asarray(raw)  # on the host: no staging under an enclosing jit
+            lo, hi = int(host.min()), int(host.max())
             if lo < 0 or hi >= self.vocab_size:
                 raise ValueError(
                     f"tokens must lie in [0, {self.vocab_size - 1}] (vocab_size), got ids in "
@@ -239,11 +269,27 @@ class Classifier:
         tokens, mask = self._checked(tokens, mask)
         return _scan_states(self, params, tokens, mask)
 
-    def final_state(self, params: Params, tokens: Array, mask: Array) -> Array:
-        """The state after each sequence's last real token, ``(B, S)`` (cheaper than
-        ``states(...)[:, -1]``: the intermediate states are not kept)."""
-        tokens, mask = self._checked(tokens, mask)
-        return _scan_final(self, params, tokens, mask)
+    def final_state(self, params: Params, tokens: Array, lengths: Array) -> Array:
+        """States after the last real token of each row, ``(B, S)``, for left-aligned
+        ``tokens (B, T)`` whose first ``lengths (B,)`` entries are real (the rest padding).
+
+        Equal to ``states(params, tokens, mask)[:, -1]`` for the padding mask
+        ``arange(T) < lengths``, and faster (no per-step masking, no returned sequence):
+        the path used for training.
+        """
+        tokens, _ = self._checked(tokens, jnp.ones(jnp.shape(tokens), bool))
+        lengths = jnp.asarray(lengths)
+        if lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(
+                f"lengths must be ({tokens.shape[0]},) integers (one per row of tokens), got "
+                f"shape {tuple(lengths.shape)} dtype {lengths.dtype}"
+            )
+        return _scan_final(self, params, tokens, lengths)
+
+    def apply_lengths(self, params: Params, tokens: Array, lengths: Array) -> Array:
+        """Logits ``(B, C)`` for left-aligned padded ``tokens`` with ``lengths``: ``apply``
+        with the padding mask ``arange(T) < lengths``, computed by ``final_state``."""
+        return self.readout(params, self.final_state(params, tokens, lengths))
 
     def readout(self, params: Params, states: Array) -> Array:
         """Logits ``(..., C)`` from states ``(..., S)``."""
@@ -253,10 +299,9 @@ class Classifier:
         self, params: Params, tokens: Array, mask: Array, return_states: bool = False
     ) -> Array | tuple[Array, Array]:
         """Logits ``(B, C)`` of the final states; with ``return_states`` also ``(B, T, S)``."""
-        if not return_states:
-            return self.readout(params, self.final_state(params, tokens, mask))
         hs = self.states(params, tokens, mask)
-        return self.readout(params, hs[:, -1]), hs
+        logits = self.readout(params, hs[:, -1])
+        return (logits, hs) if return_states else logits
 
     __call__ = apply
 
