@@ -33,6 +33,7 @@ from rnndyn.models import Classifier
 from rnndyn.train import (
     Checkpoint,
     TrainConfig,
+    TrainingDivergedError,
     TrainResult,
     evaluate,
     load_checkpoint,
@@ -73,6 +74,7 @@ __all__ = [
     "Checkpoint",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",
