@@ -68,100 +68,32 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
     return tokens, mask.astype(bool)
 
 
-def _blocks(w: Array, k: int) -> list[Array]:
-    n = w.shape[-1] // k
-    return [w[..., i * n : (i + 1) * n] for i in range(k)]
+#: Built-in cells broadcast over a leading batch axis, so a batch goes through one call
+#: (the same batched matmuls that ``jax.vmap`` of the cell produces).
+_BATCHED_CELLS = (Vanilla, GRU, LSTM, UGRNN)
 
 
-def _recurrence(cell: Cell) -> tuple[Any, Any] | None:
-    """``(prepare, step)`` for a built-in cell, or ``None`` for other cells.
-
-    ``prepare(params)`` splits the fused gate matrices into one matrix per gate, once per
-    call rather than once per time step; ``step(q, h (B, S), x (B, E)) -> h'`` is then
-    one small matmul per gate (on CPU, XLA runs these faster in a scan than one fused
-    matmul followed by slices, whose gradients are pads). The equations repeat the
-    cells' own (``rnndyn.cells``); ``tests/test_models.py`` checks them against
-    ``cell(params, h, x)``. Exact types only: a subclass may change the equations.
-    """
-    kind = type(cell)
-    if kind not in (Vanilla, GRU, LSTM, UGRNN):
-        return None
-    k = {Vanilla: 1, GRU: 3, LSTM: 4, UGRNN: 2}[kind]
-
-    def prepare(p: Params) -> dict:
-        q = {"W_x": _blocks(p["W_x"], k), "W_h": _blocks(p["W_h"], k), "b": _blocks(p["b"], k)}
-        if kind is GRU:
-            q["b_hn"] = p["b_hn"]
-        return q
-
-    def pre(q: dict, i: int, h: Array, x: Array) -> Array:
-        return x @ q["W_x"][i] + q["b"][i] + h @ q["W_h"][i]
-
-    if kind is Vanilla:
-        return prepare, lambda q, h, x: jnp.tanh(pre(q, 0, h, x))
-    if kind is UGRNN:
-
-        def ugrnn(q, h, x):
-            g = jax.nn.sigmoid(pre(q, 1, h, x))
-            return g * h + (1.0 - g) * jnp.tanh(pre(q, 0, h, x))
-
-        return prepare, ugrnn
-    if kind is GRU:
-
-        def gru(q, h, x):
-            r = jax.nn.sigmoid(pre(q, 0, h, x))
-            z = jax.nn.sigmoid(pre(q, 1, h, x))
-            gx = x @ q["W_x"][2] + q["b"][2]
-            cand = jnp.tanh(gx + r * (h @ q["W_h"][2] + q["b_hn"]))
-            return (1.0 - z) * cand + z * h
-
-        return prepare, gru
-
-    def lstm(q, carry, x):  # carry (h, c): no concatenation and slicing per step
-        h, c = carry
-        i, f, g, o = (pre(q, j, h, x) for j in range(4))
-        c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
-
-    return prepare, lstm
-
-
-def _split_state(cell: Cell, state: Array) -> Any:
-    """The scan carry of a state: ``(h, c)`` for a built-in LSTM, else the state."""
-    if type(cell) is LSTM:
-        n = cell.hidden_size
-        return state[..., :n], state[..., n:]
-    return state
-
-
-def _join_state(cell: Cell, carry: Any) -> Array:
-    return jnp.concatenate(carry, axis=-1) if type(cell) is LSTM else carry
-
-
-def _batched_step(model: Classifier, params: Params) -> tuple[Any, Any]:
-    """``(q, step)`` with ``step(q, h (B, S), x (B, E)) -> h'`` for any cell."""
-    fast = _recurrence(model.cell)
-    if fast is not None:
-        prepare, step = fast
-        return prepare(params["cell"]), step
+def _batched_step(model: Classifier, params: Params) -> Any:
+    """``step(h (B, S), x (B, E)) -> h'`` for any cell."""
+    if type(model.cell) in _BATCHED_CELLS:
+        return lambda h, x: model.cell(params["cell"], h, x)
     # Unbatched calls: wrapped cells need not broadcast over batches.
-    return params["cell"], jax.vmap(model.cell, in_axes=(None, 0, 0))
+    return jax.vmap(lambda h, x: model.cell(params["cell"], h, x))
 
 
 def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
     """States after each token ``(B, T, S)``; inputs already validated. Masked steps keep
     the state (any mask, not only padding at the end)."""
-    q, cell_step = _batched_step(model, params)
-    xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E), time-major
-    cell = model.cell
+    cell_step = _batched_step(model, params)
+    # Gather batch-major, then swap: the embedding gradient then sums in (B, T) order.
+    xs = jnp.swapaxes(params["embedding"][tokens], 0, 1)  # (T, B, E)
 
     def step(h, inputs):
         x_t, m = inputs
-        new = cell_step(q, h, x_t)
-        h = jax.tree_util.tree_map(lambda a, b: jnp.where(m, a, b), new, h)
-        return h, _join_state(cell, h)
+        h = jnp.where(m, cell_step(h, x_t), h)
+        return h, h
 
-    h0 = _split_state(cell, cell.initial_state((tokens.shape[0],)))
+    h0 = model.cell.initial_state((tokens.shape[0],))
     _, hs = lax.scan(step, h0, (xs, mask.T[:, :, None]))
     return jnp.swapaxes(hs, 0, 1)
 
@@ -171,21 +103,21 @@ def _final_state(model: Classifier, params: Params, tokens: Array, lengths: Arra
     ``lengths`` is 0), for left-aligned tokens.
 
     No masking inside the scan: every row runs all T steps and the state at its last real
-    token is picked afterwards. Per-step selects cost more than the extra steps (and
-    than storing the states), forward and backward.
+    token is picked afterwards (as flax's ``nn.RNN`` does with ``seq_lengths``). Per-step
+    selects cost more than the extra steps and the stored states, forward and backward.
+    The values are those of ``_states`` bit for bit.
     """
-    q, cell_step = _batched_step(model, params)
-    xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
+    cell_step = _batched_step(model, params)
+    xs = jnp.swapaxes(params["embedding"][tokens], 0, 1)  # (T, B, E)
 
     def step(h, x_t):
-        h = cell_step(q, h, x_t)
+        h = cell_step(h, x_t)
         return h, h
 
     b = tokens.shape[0]
     h0 = model.cell.initial_state((b,))
-    _, hs = lax.scan(step, _split_state(model.cell, h0), xs)  # (T, B, ...)
-    rows = (jnp.maximum(lengths - 1, 0), jnp.arange(b))
-    last = _join_state(model.cell, jax.tree_util.tree_map(lambda a: a[rows], hs))
+    _, hs = lax.scan(step, h0, xs)  # (T, B, S)
+    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(b)]
     return jnp.where((lengths > 0)[:, None], last, h0)
 
 

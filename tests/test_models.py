@@ -53,7 +53,7 @@ def test_padding_invariance(cell):
 
 @pytest.mark.parametrize("cell", [cells.Vanilla(4), cells.GRU(4), cells.LSTM(4), cells.UGRNN(4)])
 def test_scan_matches_python_loop(cell):
-    # The fused recurrences (input gates projected outside the scan) against the cells' own
+    # The masked scan (states) and the mask-free one (final_state) against the cells' own
     # step function, one token at a time.
     model = _model(cell)
     params = model.init(jax.random.key(2))
