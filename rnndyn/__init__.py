@@ -32,6 +32,7 @@ from rnndyn.models import Classifier
 from rnndyn.train import (
     Checkpoint,
     TrainConfig,
+    TrainingDivergedError,
     TrainResult,
     evaluate,
     load_checkpoint,
@@ -74,6 +75,7 @@ __all__ = [
     "Checkpoint",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",

@@ -68,96 +68,57 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
     return tokens, mask.astype(bool)
 
 
-#: ``lax.scan`` unroll factor of the fused recurrences (fewer loop iterations: less
-#: per-step overhead on CPU, more room for XLA to fuse).
-SCAN_UNROLL = 4
+#: Built-in cells broadcast over a leading batch axis, so a batch goes through one call
+#: (the same batched matmuls that ``jax.vmap`` of the cell produces).
+_BATCHED_CELLS = (Vanilla, GRU, LSTM, UGRNN)
 
 
-def _fused_recurrence(cell: Cell) -> Any:
-    """``step(params, h (B, S), gx (B, G)) -> h'`` for a built-in cell whose input
-    pre-activation ``gx = x W_x + b`` is computed outside the scan, or ``None``.
-
-    The equations repeat the cells' own (``rnndyn.cells``); ``tests/test_models.py`` checks
-    them against ``cell(params, h, x)``. Exact types only: a subclass may change them.
-    """
-    n = getattr(cell, "hidden_size", None)
-    if type(cell) is Vanilla:
-        return lambda p, h, gx: jnp.tanh(gx + h @ p["W_h"])
-    if type(cell) is GRU:
-
-        def gru(p, h, gx):
-            gh = h @ p["W_h"]
-            r = jax.nn.sigmoid(gx[:, :n] + gh[:, :n])
-            z = jax.nn.sigmoid(gx[:, n : 2 * n] + gh[:, n : 2 * n])
-            cand = jnp.tanh(gx[:, 2 * n :] + r * (gh[:, 2 * n :] + p["b_hn"]))
-            return (1.0 - z) * cand + z * h
-
-        return gru
-    if type(cell) is LSTM:
-
-        def lstm(p, state, gx):
-            h, c = state[:, :n], state[:, n:]
-            a = gx + h @ p["W_h"]
-            i = jax.nn.sigmoid(a[:, :n])
-            f = jax.nn.sigmoid(a[:, n : 2 * n])
-            g = jnp.tanh(a[:, 2 * n : 3 * n])
-            o = jax.nn.sigmoid(a[:, 3 * n :])
-            c_new = f * c + i * g
-            return jnp.concatenate([o * jnp.tanh(c_new), c_new], axis=-1)
-
-        return lstm
-    if type(cell) is UGRNN:
-
-        def ugrnn(p, h, gx):
-            a = gx + h @ p["W_h"]
-            g = jax.nn.sigmoid(a[:, n:])
-            return g * h + (1.0 - g) * jnp.tanh(a[:, :n])
-
-        return ugrnn
-    return None
-
-
-def _run(model: Classifier, params: Params, tokens: Array, mask: Array, all_states: bool) -> Array:
-    """States after each token ``(B, T, S)`` (``all_states``) or the final states ``(B, S)``;
-    inputs already validated."""
-    cell_params = params["cell"]
-    fused = _fused_recurrence(model.cell)
-    h0 = model.cell.initial_state((tokens.shape[0],))
-    mask_t = mask.T[:, :, None]  # (T, B, 1)
-    if fused is not None:
-        # One (B*T, E) x (E, G) matmul for every step's input gates, outside the scan;
-        # the gather is done time-major so the scan reads contiguous (B, G) slices.
-        emb = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
-        xs = emb @ cell_params["W_x"] + cell_params["b"]  # (T, B, G)
-
-        def step(h, inputs):
-            gx, m = inputs
-            h = jnp.where(m, fused(cell_params, h, gx), h)
-            return h, (h if all_states else None)
-
-        unroll = SCAN_UNROLL
-    else:
-        xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
-
-        def one(h, x_t):  # unbatched: wrapped cells need not broadcast over batches
-            return model.cell(cell_params, h, x_t)
-
-        def step(h, inputs):
-            x_t, m = inputs
-            h = jnp.where(m, jax.vmap(one)(h, x_t), h)
-            return h, (h if all_states else None)
-
-        unroll = 1
-    h_final, hs = lax.scan(step, h0, (xs, mask_t), unroll=unroll)
-    return jnp.swapaxes(hs, 0, 1) if all_states else h_final
+def _batched_step(model: Classifier, params: Params) -> Any:
+    """``step(h (B, S), x (B, E)) -> h'`` for any cell."""
+    if type(model.cell) in _BATCHED_CELLS:
+        return lambda h, x: model.cell(params["cell"], h, x)
+    # Unbatched calls: wrapped cells need not broadcast over batches.
+    return jax.vmap(lambda h, x: model.cell(params["cell"], h, x))
 
 
 def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
-    return _run(model, params, tokens, mask, True)
+    """States after each token ``(B, T, S)``; inputs already validated. Masked steps keep
+    the state (any mask, not only padding at the end)."""
+    cell_step = _batched_step(model, params)
+    # Gather batch-major, then swap: the embedding gradient then sums in (B, T) order.
+    xs = jnp.swapaxes(params["embedding"][tokens], 0, 1)  # (T, B, E)
+
+    def step(h, inputs):
+        x_t, m = inputs
+        h = jnp.where(m, cell_step(h, x_t), h)
+        return h, h
+
+    h0 = model.cell.initial_state((tokens.shape[0],))
+    _, hs = lax.scan(step, h0, (xs, mask.T[:, :, None]))
+    return jnp.swapaxes(hs, 0, 1)
 
 
-def _final_state(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
-    return _run(model, params, tokens, mask, False)
+def _final_state(model: Classifier, params: Params, tokens: Array, lengths: Array) -> Array:
+    """State after token ``lengths[b]`` of each row ``(B, S)`` (the initial state where
+    ``lengths`` is 0), for left-aligned tokens.
+
+    No masking inside the scan: every row runs all T steps and the state at its last real
+    token is picked afterwards (as flax's ``nn.RNN`` does with ``seq_lengths``). Per-step
+    selects cost more than the extra steps and the stored states, forward and backward.
+    The values are those of ``_states`` bit for bit.
+    """
+    cell_step = _batched_step(model, params)
+    xs = jnp.swapaxes(params["embedding"][tokens], 0, 1)  # (T, B, E)
+
+    def step(h, x_t):
+        h = cell_step(h, x_t)
+        return h, h
+
+    b = tokens.shape[0]
+    h0 = model.cell.initial_state((b,))
+    _, hs = lax.scan(step, h0, xs)  # (T, B, S)
+    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(b)]
+    return jnp.where((lengths > 0)[:, None], last, h0)
 
 
 # The model is static (hashable frozen dataclass): eager calls reuse one compiled scan.
@@ -226,7 +187,8 @@ class Classifier:
         raw = tokens
         tokens, mask = _check_tokens_mask(tokens, mask)
         if not _checks.is_traced(raw) and tokens.size:
-            lo, hi = int(tokens.min()), int(tokens.max())
+            host = np.asarray(raw)  # on the host: no staging under an enclosing jit
+            lo, hi = int(host.min()), int(host.max())
             if lo < 0 or hi >= self.vocab_size:
                 raise ValueError(
                     f"tokens must lie in [0, {self.vocab_size - 1}] (vocab_size), got ids in "
@@ -239,11 +201,27 @@ class Classifier:
         tokens, mask = self._checked(tokens, mask)
         return _scan_states(self, params, tokens, mask)
 
-    def final_state(self, params: Params, tokens: Array, mask: Array) -> Array:
-        """The state after each sequence's last real token, ``(B, S)`` (cheaper than
-        ``states(...)[:, -1]``: the intermediate states are not kept)."""
-        tokens, mask = self._checked(tokens, mask)
-        return _scan_final(self, params, tokens, mask)
+    def final_state(self, params: Params, tokens: Array, lengths: Array) -> Array:
+        """States after the last real token of each row, ``(B, S)``, for left-aligned
+        ``tokens (B, T)`` whose first ``lengths (B,)`` entries are real (the rest padding).
+
+        Equal to ``states(params, tokens, mask)[:, -1]`` for the padding mask
+        ``arange(T) < lengths``, and faster (no per-step masking, no returned sequence):
+        the path used for training.
+        """
+        tokens, _ = self._checked(tokens, jnp.ones(jnp.shape(tokens), bool))
+        lengths = jnp.asarray(lengths)
+        if lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(
+                f"lengths must be ({tokens.shape[0]},) integers (one per row of tokens), got "
+                f"shape {tuple(lengths.shape)} dtype {lengths.dtype}"
+            )
+        return _scan_final(self, params, tokens, lengths)
+
+    def apply_lengths(self, params: Params, tokens: Array, lengths: Array) -> Array:
+        """Logits ``(B, C)`` for left-aligned padded ``tokens`` with ``lengths``: ``apply``
+        with the padding mask ``arange(T) < lengths``, computed by ``final_state``."""
+        return self.readout(params, self.final_state(params, tokens, lengths))
 
     def readout(self, params: Params, states: Array) -> Array:
         """Logits ``(..., C)`` from states ``(..., S)``."""
@@ -253,10 +231,9 @@ class Classifier:
         self, params: Params, tokens: Array, mask: Array, return_states: bool = False
     ) -> Array | tuple[Array, Array]:
         """Logits ``(B, C)`` of the final states; with ``return_states`` also ``(B, T, S)``."""
-        if not return_states:
-            return self.readout(params, self.final_state(params, tokens, mask))
         hs = self.states(params, tokens, mask)
-        return self.readout(params, hs[:, -1]), hs
+        logits = self.readout(params, hs[:, -1])
+        return (logits, hs) if return_states else logits
 
     __call__ = apply
 

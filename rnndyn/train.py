@@ -234,7 +234,9 @@ def _batch(data: Any, index: np.ndarray, batch_size: int) -> dict[str, np.ndarra
     labels[: len(index)] = labels_in
     weight = np.zeros((batch_size,), np.float32)
     weight[: len(index)] = 1.0
-    return {"tokens": tokens, "mask": mask, "labels": labels, "weight": weight}
+    lens = np.zeros((batch_size,), np.int32)
+    lens[: len(index)] = np.minimum(lengths, t)
+    return {"tokens": tokens, "mask": mask, "lengths": lens, "labels": labels, "weight": weight}
 
 
 def _train_indices(
@@ -268,7 +270,8 @@ def _train_indices(
 
 
 def _weighted_metrics(model: Classifier, params: Params, batch: dict) -> tuple[Array, Array]:
-    logits = model.apply(params, batch["tokens"], batch["mask"])
+    # Batches from _batch are left-aligned (mask = arange(T) < lengths): the fast path.
+    logits = model.apply_lengths(params, batch["tokens"], batch["lengths"])
     w = batch["weight"]
     total = jnp.maximum(w.sum(), 1.0)
     loss = (model.losses(logits, batch["labels"]) * w).sum() / total
@@ -381,6 +384,7 @@ def train(
     save_every: int = 0,
     resume: bool = False,
     metadata: dict | None = None,
+    devices: Any = None,
 ) -> TrainResult:
     """Train ``model`` from a fresh initialisation drawn from ``key``.
 
@@ -397,6 +401,10 @@ def train(
         model, data, key and config are required); the result is bit-identical to an
         uninterrupted run. Without a checkpoint there, training starts from step 0.
       metadata: JSON-serialisable metadata stored in the periodic checkpoints.
+      devices: devices to train on (default: all local devices). With several, each
+        batch is split over them (data parallel, ``jax.sharding``; parameters
+        replicated): the largest number of them that divides the batch size is used.
+        The loss curve is that of one device up to floating-point summation order.
 
     Returns:
       ``TrainResult(params, history, state)``.
@@ -432,6 +440,9 @@ def train(
     opt_state = optimizer.init(params)
     step_fn = _make_step(model, optimizer)
     vocab = tuple(str(w) for w in getattr(train_data, "vocab", ()))
+    place_batch, replicate = _data_parallel(devices, min(config.batch_size, len(train_data)))
+    if place_batch is not None:
+        _log(verbose, f"data parallel over {place_batch.mesh.size} devices")
 
     history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
     if test_data is not None:
@@ -455,6 +466,8 @@ def train(
         _log(verbose, f"no checkpoint to resume in {checkpoint_dir}; starting from step 0")
     tokens_seen, t_last = 0, time.perf_counter()
     lengths = np.asarray(train_data.lengths)
+    if replicate is not None:
+        params, opt_state = jax.device_put((params, opt_state), replicate)
 
     def flush() -> np.ndarray:
         """Fetch the pending step results; raise if any step went non-finite."""
@@ -495,9 +508,11 @@ def train(
         if i <= start:
             continue  # replay the batch order of the interrupted run
         batch = _batch(train_data, index, min(config.batch_size, len(lengths)))
+        if place_batch is not None:
+            batch = jax.device_put(batch, place_batch)
         params, opt_state, out = step_fn(params, opt_state, batch)
         pending.append(out)
-        tokens_seen += int(batch["mask"].sum())
+        tokens_seen += int(lengths[index].sum())
         if i % config.log_every == 0 or i == total:
             # Fetch losses only when logging, so the host does not wait on every step.
             values = flush()
@@ -532,6 +547,21 @@ def train(
     if test_data is not None and (not history["eval_step"] or history["eval_step"][-1] != total):
         run_eval(total)
     return TrainResult(params=params, history=history, state=snapshot())
+
+
+def _data_parallel(devices: Any, batch_size: int) -> tuple[Any, Any]:
+    """``(batch sharding, replicated sharding)`` over the devices, or ``(None, None)`` for
+    a single device."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must hold at least one device, got an empty sequence")
+    count = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+    if count == 1:
+        return None, None
+    mesh = Mesh(np.array(devices[:count]), ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
 
 
 def _is_typed_key(key: Any) -> bool:

@@ -182,7 +182,8 @@ def _sentiment_csv(path, n, seed, bom=True):
     ds = synthetic.sentiment(jax.random.key(seed), n, num_neutral=20)
     lines = ["text,label"]
     for i in range(n):
-        words = [ds.vocab[t] for t in ds.tokens[i, : ds.lengths[i]]]
+        # One token per synthetic word (the tokeniser splits at "_").
+        words = [ds.vocab[t].replace("_", "") for t in ds.tokens[i, : ds.lengths[i]]]
         lines.append(f'"{" ".join(words)}",{int(ds.labels[i])}')
     path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -204,7 +205,7 @@ def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     assert ckpt.metadata["args"]["dataset"] == str(reviews)
     assert ckpt.metadata["args"]["test_fraction"] is None  # default held-out fraction used
     assert ckpt.metadata["test_accuracy"] >= 0.9, out
-    assert "text" in ckpt.vocab or len(ckpt.vocab) > 2
+    assert ckpt.vocab[:2] == ("<pad>", "<unk>") and "text" not in ckpt.vocab  # BOM header
     monkeypatch.chdir(tmp_path.parent)
     analyze = ["analyze", str(tmp_path / "run"), "--num-initial", "64", "--max-examples", "50"]
     assert main([*analyze, "--quiet"]) == 0
@@ -219,7 +220,7 @@ def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     assert main([*analyze[:1], str(bare), *analyze[2:], "--data", str(held), "--quiet"]) == 0
     report = json.loads((bare / "analysis.json").read_text())
     assert report["linearized"]["num_examples"] == 50
-    assert report["full_accuracy"] >= 0.85 if "full_accuracy" in report else True
+    assert report["linearized"]["full"] >= 0.85  # the model trained on the CSV generalises
 
 
 def _csv_rows(path, rows, header="text,label"):
@@ -324,6 +325,7 @@ def test_diverging_training_exits_nonzero_without_a_checkpoint(tmp_path, capsys)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_checkpoint(tmp_path, capsys, monkeypatch):
     import jax
 

@@ -425,3 +425,15 @@ def test_load_local_multilabel_csv_lists(tmp_path):
     bad = _write(tmp_path / "n.csv", 'text,labels\nx,"[0, 0.5]"\n')
     with pytest.raises(ValueError, match=r"n.csv:2: label 0.5"):
         data.load_local(bad, label_field="labels", multilabel=True, num_classes=2)
+
+
+@pytest.mark.parametrize("key", [0, None, "k"])
+def test_synthetic_data_and_batches_reject_non_keys(key):
+    import jax
+
+    with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+        data.synthetic.sentiment(key, 10)
+    ds = data.synthetic.sentiment(jax.random.key(0), 10)
+    if key is not None:  # None is the documented default of batches()
+        with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+            list(ds.batches(4, key=key))

@@ -53,7 +53,7 @@ def test_padding_invariance(cell):
 
 @pytest.mark.parametrize("cell", [cells.Vanilla(4), cells.GRU(4), cells.LSTM(4), cells.UGRNN(4)])
 def test_scan_matches_python_loop(cell):
-    # The fused recurrences (input gates projected outside the scan) against the cells' own
+    # The masked scan (states) and the mask-free one (final_state) against the cells' own
     # step function, one token at a time.
     model = _model(cell)
     params = model.init(jax.random.key(2))
@@ -62,10 +62,16 @@ def test_scan_matches_python_loop(cell):
     )
     tokens, mask = _tokens(jax.random.key(3), 2, 7, [7, 4])
     logits, states = model.apply(params, tokens, mask, return_states=True)
+    lengths = mask.sum(1)
     np.testing.assert_allclose(
-        model.final_state(params, tokens, mask), states[:, -1], rtol=1e-6, atol=1e-6
+        model.final_state(params, tokens, lengths), states[:, -1], rtol=1e-5, atol=1e-6
     )
-    np.testing.assert_allclose(model.apply(params, tokens, mask), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.apply_lengths(params, tokens, lengths), logits, rtol=1e-5, atol=1e-6
+    )
+    # length 0 (an all-padding row) is the initial state
+    empty = model.final_state(params, tokens, jnp.zeros(2, jnp.int32))
+    np.testing.assert_array_equal(empty, jnp.broadcast_to(model.cell.initial_state(), empty.shape))
     for b in range(2):
         h = model.cell.initial_state()
         for t in range(int(mask[b].sum())):

@@ -449,3 +449,55 @@ def test_truncated_and_nan_checkpoints_name_the_file(tmp_path):
     (path / "params.msgpack").write_bytes(flax.serialization.to_bytes(bad))
     with pytest.raises(ValueError, match=r"params.msgpack: params\['cell'\].*non-finite"):
         load_checkpoint(path)
+
+
+_PARALLEL_SCRIPT = """
+import json, sys
+import jax, numpy as np
+from rnndyn import cells
+from rnndyn.models import Classifier
+from rnndyn.train import TrainConfig, train
+sys.path.insert(0, sys.argv[1])
+from test_train import tiny_sentiment
+
+assert jax.device_count() == 4, jax.devices()
+data = tiny_sentiment(0, 256)
+model = Classifier(cells.GRU(8), vocab_size=16, embed_size=4, num_classes=2)
+config = TrainConfig(steps=12, batch_size=32, log_every=1)
+one = train(model, data, key=jax.random.key(0), config=config, devices=jax.devices()[:1],
+            verbose=False)
+four = train(model, data, key=jax.random.key(0), config=config)
+sharding = four.params["embedding"].sharding
+print(json.dumps({
+    "one": one.history["loss"], "four": four.history["loss"],
+    "devices": len(sharding.device_set),
+    "diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                for a, b in zip(jax.tree_util.tree_leaves(one.params),
+                                jax.tree_util.tree_leaves(four.params))),
+}))
+"""
+
+
+def test_data_parallel_over_forced_host_devices_has_the_same_loss_curve():
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env["JAX_PLATFORMS"] = "cpu"
+    here = str(pathlib.Path(__file__).parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARALLEL_SCRIPT, here],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "data parallel over 4 devices" in proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["devices"] == 4  # parameters replicated on all four
+    assert len(got["one"]) == 12
+    np.testing.assert_allclose(got["four"], got["one"], rtol=1e-4, atol=1e-5)
+    assert got["diff"] < 1e-4

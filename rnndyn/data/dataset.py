@@ -9,6 +9,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from rnndyn import _checks
+
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 # Length bucketing sorts within chunks of this many batches: long enough to group similar
@@ -136,6 +138,7 @@ def _batch_indices(
         return []
     if key is None:
         key = jax.random.key(0)
+    _checks.check_key("key", key)
     k_order, k_batches = jax.random.split(key)
     order = np.asarray(jax.random.permutation(k_order, n)) if shuffle else np.arange(n)
     if bucket:

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnndyn import _checks
 from rnndyn.data.dataset import PAD, UNK, Dataset
 
 DEFAULT_MODIFIERS: tuple[tuple[str, float], ...] = (("very", 2.0), ("some", 1.0), ("not", -1.0))
@@ -125,6 +126,7 @@ def _rng(key: jax.Array) -> np.random.Generator:
     Sampling runs in numpy: the redraw loop has changing shapes, which would recompile
     every jax.random call.
     """
+    _checks.check_key("key", key)
     return np.random.default_rng(np.asarray(jax.random.bits(key, (4,), jnp.uint32)))
 
 
