@@ -446,7 +446,7 @@ def find_fixed_points(
     tol: float = 1e-8,
     max_steps: int | None = None,
     polish_steps: int = 50,
-    polish_threshold: float = 1e-3,
+    polish_threshold: float = 1.0,
     deflation_rounds: int = 1,
     distinct_tol: float = 1e-3,
     continuum_tol: float = 1e-3,
