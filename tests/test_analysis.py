@@ -451,11 +451,12 @@ def test_real_reviews_gru():
     a = analyze(
         model, test_set, params, key=jax.random.key(3), train_data=train_set,
         max_examples=1000, num_initial=512, input_star="mean", word_inputs=0, verbose=False,
+        tol=0.5 * 64 * 1e-6,  # per-dimension speed 1e-6: slow points along the whole line
     )  # fmt: skip
     print(a.summary())
     lin = a.linearized
     assert lin.full >= 0.72  # a bag-of-words model reaches ~0.75 on these snippets
     assert a.reference.qualified and a.reference.spectral_radius <= 1.01
-    assert lin.full - lin.initial <= 0.05
+    assert lin.full - lin.initial <= 0.03  # measured 0.011 (docs/analysis.md)
     assert a.word_effects.correlation >= 0.5
     np.testing.assert_allclose(a.word_effects.drift, 0.0, atol=1e-6)
