@@ -188,9 +188,9 @@ class Geometry:
     Attributes:
       manifold_dimension: the ``d`` used for word effects and geometry (rule below).
       dimension_rule: how ``d`` was chosen: ``"given"``, ``"agree"`` (states and fixed
-        points need the same number of PCs), or a line giving both counts and which was
-        taken: the one nearer the median number of slow modes (the smaller if there
-        are none); see ``docs/analysis.md``.
+        points need the same number of PCs), or a line giving both counts and the
+        states' participation ratio; the count nearer it is taken (see
+        ``docs/analysis.md``).
       threshold: variance fraction of the PCA rule.
       fixed_point_dimension: ``manifold.Dimension`` of the fixed points.
       state_dimension: ``manifold.Dimension`` of the visited hidden states (``h``; for
@@ -667,7 +667,6 @@ def geometry(
     threshold: float = 0.9,
     manifold_dim: int | None = None,
     neighbours: int | None = None,
-    slow_tol: float = 0.02,
 ) -> tuple[Geometry, Any]:
     """Dimension and geometry of the manifold; also returns the reference point's
     ``RealModes`` for the word-effect stage (top ``d`` modes, pairs closed)."""
@@ -679,8 +678,7 @@ def geometry(
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))
     out_pca = mf.pca(out_states.astype(np.float64))
     state_dim, fp_dim = mf.dimension(out_pca), mf.dimension(points)
-    slow = float(np.median(num_slow_modes(np.asarray(eigen.values), slow_tol)))
-    d, rule = _manifold_dimension(out_pca, points, threshold, slow)
+    d, rule = _manifold_dimension(out_pca, points, threshold)
     if manifold_dim is not None:
         d, rule = manifold_dim, "given"
     d = max(1, min(d, out_pca.components.shape[0], len(points) - 1))
@@ -720,30 +718,27 @@ def geometry(
     return record, modes
 
 
-def _manifold_dimension(
-    out_pca: mf.PCA, points: np.ndarray, threshold: float, slow: float
-) -> tuple[int, str]:
+def _manifold_dimension(out_pca: mf.PCA, points: np.ndarray, threshold: float) -> tuple[int, str]:
     """The default rule when the states' and the fixed points' PC counts disagree.
 
     The visited states include transients off the attractor (a document's first tokens,
-    input-driven excursions) that add components without adding memory; the fixed points
-    trace the attractor but can miss parts the search did not reach at a strict ``tol``.
-    The spectrum arbitrates: an attractor of dimension ``d`` has ``d`` eigenvalues near 1
-    at its points (METHODS §4), so of the two counts the one nearer the median number of
-    slow modes ``slow`` is taken (ties: the smaller). With no slow mode (no integrating
-    manifold) the smaller count is taken.
+    input-driven excursions) that add many small components without adding memory; the
+    fixed points trace the attractor but can miss parts the search did not reach at a
+    strict ``tol``. The states' participation ratio arbitrates: it counts directions of
+    comparable variance and discounts a tail of small ones, so of the two counts the one
+    nearer it is taken (ties: the smaller).
     """
     states_d = max(mf.num_components(out_pca, threshold), 1)
     points_d = max(mf.num_components(points, threshold), 1)
     if states_d == points_d:
         return states_d, "agree"
+    pr = mf.participation_ratio(out_pca)
     lo, hi = sorted((states_d, points_d))
-    if slow >= 1:
-        d = lo if abs(lo - slow) <= abs(hi - slow) else hi
-        why = f"nearer the median {slow:g} slow modes"
-    else:
-        d, why = lo, "no slow modes: the smaller"
-    return d, f"states {states_d} PCs, fixed points {points_d}; {why}"
+    d = lo if abs(lo - pr) <= abs(hi - pr) else hi
+    return d, (
+        f"states {states_d} PCs, fixed points {points_d}; the nearer the states' "
+        f"participation ratio {pr:.2f}"
+    )
 
 
 def word_effects(
@@ -1036,7 +1031,7 @@ def analyze(
     points = np.asarray(kept.points, np.float64)
     geo, modes = geometry(
         model, params, points, eigen, run.visited, ref.index, key=k_pca, threshold=threshold,
-        manifold_dim=manifold_dim, neighbours=neighbours, slow_tol=slow_tol,
+        manifold_dim=manifold_dim, neighbours=neighbours,
     )  # fmt: skip
     effects, bow = word_effects(
         model, params, lin, modes, ref.index, train_data, bow_steps=bow_steps
