@@ -1,19 +1,30 @@
-"""Benchmark the batched fixed-point search on random GRUs.
+"""Benchmark ``rnndyn.find_fixed_points`` against vmapped optimistix Levenberg–Marquardt.
 
-Prints, for each hidden size N: time per optimiser step, total time to converge
-(optimiser + Newton polish), converged points per second (q < 1e-10), and the worst
-speed q among converged points. On a CPU, N = 1024 uses an eighth of the points. The
-GRU's candidate weights are random and symmetric with gain 2, which gives it many fixed
-points, mostly saddles (the "distinct" column counts those found).
+System (the issue's): a GRU with torch-style equations (``rnndyn.GRU``), recurrent
+weights ``gain · normal / sqrt(N)``, biases uniform in ``±1/sqrt(N)``, ``x* = 0``, and
+``K`` starts drawn from ``N(0, 0.5²)``; an LSTM built the same way. Both tools start from
+the same states and count roots at ``q = ½‖F(h) − h‖² < 1e-10``; a peer's root counts
+only inside the cell's box (``|h_i| ≤ 1``: a GRU has no fixed point outside it), and
+ours only when certified in float64 (``Status.CONVERGED`` or ``CONTINUUM``). Distinct
+roots are merged at 1e-3. Both are timed after a warm-up call (compilation excluded).
 
-    python benchmarks/fixed_points.py                 # N = 64, 256, 1024
-    python benchmarks/fixed_points.py --sizes 256 --points 1024
-    python benchmarks/fixed_points.py --sizes 1024 --max-steps 6000 --learning-rate 3e-2
+Columns: ``ours s`` / ``peer s`` wall time, ``speed-up`` = peer / ours, ``roots`` and
+``distinct`` per tool, ``slow Adam`` = the most first-order steps any candidate that
+ended as a slow point took (the budget spent on slow points), ``RSS GB`` the process's
+peak resident memory after the row.
+
+    python benchmarks/fixed_points.py --quick     # N = 64, K = 256, GRU and LSTM (minutes)
+    python benchmarks/fixed_points.py             # + N = 256, K = 1024
+    python benchmarks/fixed_points.py --scale     # + K = 65,536 in chunks of 4,096 (ours only)
+
+Needs the ``bench`` extra (``pip install -e ".[bench]"``) for the peer.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import resource
 import time
 
 import jax
@@ -22,76 +33,119 @@ import numpy as np
 
 import rnndyn
 
-
-def random_gru(n: int, input_size: int, gain: float, key: jax.Array):
-    """GRU with random symmetric candidate weights ``W_hn`` of the given gain."""
-    cell = rnndyn.GRU(n)
-    k_init, k_w = jax.random.split(key)
-    params = cell.init(k_init, input_size)
-    a = jax.random.normal(k_w, (n, n))
-    params["W_h"] = params["W_h"].at[:, 2 * n :].set(gain * (a + a.T) / jnp.sqrt(2.0 * n))
-    return cell, params
+TOL = 1e-10
 
 
-def run(n: int, k: int, max_steps: int, gain: float, seed: int, lr: float) -> dict:
-    key = jax.random.key(seed)
-    cell, params = random_gru(n, 8, gain, key)
-    h0 = jax.random.uniform(jax.random.fold_in(key, 1), (k, n), minval=-1.0, maxval=1.0)
-    x = jnp.zeros(8)
-    kwargs = dict(tol=1e-10, max_steps=max_steps, learning_rate=lr)
+def system(cell_name: str, n: int, k: int, gain: float, seed: int):
+    """Random cell, params, ``x* (M,)`` and starts ``(K, S)``."""
+    cell = {"gru": rnndyn.GRU, "lstm": rnndyn.LSTM}[cell_name](n)
+    keys = jax.random.split(jax.random.key(seed), 4)
+    params = cell.init(keys[0], 8)
+    params["W_h"] = gain * jax.random.normal(keys[1], params["W_h"].shape) / np.sqrt(n)
+    for name in ("b", "b_hn"):
+        if name in params:
+            shape = params[name].shape
+            params[name] = jax.random.uniform(keys[2], shape, minval=-1, maxval=1) / np.sqrt(n)
+    h0 = 0.5 * jax.random.normal(keys[3], (k, cell.state_size))
+    return cell, params, jnp.zeros(8), h0
 
-    # compile once per configuration, then time the runs themselves
-    for polish in (0, 10):
-        rnndyn.find_fixed_points(cell, params, x, h0[:2], max_steps=1, polish_steps=polish)
 
+def distinct(points: np.ndarray, inputs: np.ndarray) -> int:
+    if len(points) == 0:
+        return 0
+    fps = rnndyn.FixedPoints(
+        points=jnp.asarray(points),
+        speeds=jnp.zeros(len(points)),
+        converged=jnp.ones(len(points), bool),
+        steps=jnp.zeros(len(points), jnp.int32),
+        inputs=jnp.asarray(inputs),
+        initial_states=jnp.asarray(points),
+    )
+    return len(fps.merge_duplicates(1e-3))
+
+
+def timed(fn):
+    fn()  # compile
     t = time.perf_counter()
-    adam = rnndyn.find_fixed_points(cell, params, x, h0, polish_steps=0, **kwargs)
-    adam.points.block_until_ready()
-    t_adam = time.perf_counter() - t
-    total_steps = int(np.max(adam.steps))
+    out = fn()
+    jax.block_until_ready(out)
+    return out, time.perf_counter() - t
 
-    t = time.perf_counter()
-    fps = rnndyn.find_fixed_points(cell, params, x, h0, polish_steps=10, **kwargs)
-    fps.points.block_until_ready()
-    t_total = time.perf_counter() - t
 
-    conv = fps.keep_converged()
-    q = np.asarray(conv.speeds)
+def ours(cell, params, x, h0, batch_size=None):
+    def call():
+        return rnndyn.find_fixed_points(cell, params, x, h0, tol=TOL, batch_size=batch_size)
+
+    fps, seconds = timed(call)
+    roots = fps.keep_converged()
     return {
-        "N": n,
-        "K": k,
-        "steps": total_steps,
-        "ms/step": 1e3 * t_adam / max(total_steps, 1),
-        "total s": t_total,
-        "converged": len(conv),
-        "points/s": len(conv) / t_total,
-        "max q": float(q.max()) if q.size else float("nan"),
-        "distinct": len(conv.merge_duplicates(1e-3)),
+        "seconds": seconds,
+        "roots": len(roots),
+        "distinct": distinct(np.asarray(roots.points), np.asarray(roots.inputs)),
+        "slow_adam": fps.stats["max_first_order_steps_slow"],
     }
+
+
+def peer(cell, params, x, h0):
+    import optimistix as optx
+
+    solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-6)
+    lower, upper = cell.state_bounds()
+
+    def residual(h, _):
+        return cell(params, h, x) - h
+
+    @jax.jit
+    def solve(h0):
+        def one(h):
+            return optx.least_squares(residual, solver, h, max_steps=256, throw=False).value
+
+        return jax.vmap(one)(h0)
+
+    points, seconds = timed(lambda: solve(h0))
+    r = jax.vmap(lambda h: residual(h, None))(points)
+    q = np.asarray(0.5 * jnp.sum(r * r, axis=-1))
+    inside = np.all((np.asarray(points) >= lower) & (np.asarray(points) <= upper), axis=-1)
+    ok = (q < TOL) & inside
+    pts = np.asarray(points)[ok]
+    return {
+        "seconds": seconds,
+        "roots": int(ok.sum()),
+        "distinct": distinct(pts, np.zeros((len(pts), 8))),
+    }
+
+
+def row(cell_name, n, k, gain, seed, with_peer=True, batch_size=None):
+    cell, params, x, h0 = system(cell_name, n, k, gain, seed)
+    a = ours(cell, params, x, h0, batch_size)
+    b = peer(cell, params, x, h0) if with_peer else None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    cols = [cell_name, n, k, f"{a['seconds']:.2f}"]
+    cols += [f"{b['seconds']:.2f}", f"{b['seconds'] / a['seconds']:.2f}"] if b else ["-", "-"]
+    cols += [a["roots"], b["roots"] if b else "-", a["distinct"], b["distinct"] if b else "-"]
+    cols += [a["slow_adam"], f"{rss:.2f}"]
+    print(" ".join(f"{c!s:>9}" for c in cols), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024])
-    ap.add_argument("--points", type=int, default=1024, help="initial states per search")
-    ap.add_argument("--max-steps", type=int, default=2000)
-    ap.add_argument("--gain", type=float, default=2.0)
-    ap.add_argument("--learning-rate", type=float, default=1e-2, help="Adam step size")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="N = 64, K = 256 only")
+    ap.add_argument("--scale", action="store_true", help="add K = 65,536 (batch_size 4,096)")
+    ap.add_argument("--gain", type=float, default=3.0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
-    print(f"backend: {jax.default_backend()}  devices: {jax.devices()}")
-    header = ("N", "K", "steps", "ms/step", "total s", "converged", "points/s", "max q", "distinct")
-    print(" ".join(f"{h:>10s}" for h in header))
-    for n in args.sizes:
-        # the Newton polish costs O(N^3) per point: fewer points at N = 1024 on a CPU
-        k = args.points if n <= 256 or jax.default_backend() != "cpu" else args.points // 8
-        r = run(n, k, args.max_steps, args.gain, args.seed, args.learning_rate)
-        print(
-            f"{r['N']:>10d} {r['K']:>10d} {r['steps']:>10d} {r['ms/step']:>10.2f} "
-            f"{r['total s']:>10.2f} {r['converged']:>10d} {r['points/s']:>10.1f} "
-            f"{r['max q']:>10.2e} {r['distinct']:>10d}",
-            flush=True,
-        )
+    print(f"{platform.processor() or platform.machine()}, {jax.default_backend()}, "
+          f"{jax.local_device_count()} device(s), jax {jax.__version__}")  # fmt: skip
+    head = ["cell", "N", "K", "ours s", "peer s", "speed-up", "roots", "peer", "distinct",
+            "peer", "slow Adam", "RSS GB"]  # fmt: skip
+    print(" ".join(f"{h:>9}" for h in head))
+    sizes = [(64, 256)] if args.quick else [(64, 256), (256, 1024)]
+    for n, k in sizes:
+        for cell_name in ("gru", "lstm"):
+            for seed in args.seeds if n == 64 else args.seeds[:1]:
+                row(cell_name, n, k, args.gain, seed)
+    if args.scale:
+        row("gru", 64, 65536, args.gain, 0, with_peer=False, batch_size=4096)
 
 
 if __name__ == "__main__":

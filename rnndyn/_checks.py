@@ -73,3 +73,33 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
 def check_int(name: str, value: int, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_key(name: str, key: Any) -> None:
+    """Raise unless ``key`` is a JAX PRNG key: a typed key (``jax.random.key``) or a raw
+    ``uint32`` key of shape ``(2,)`` (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"{name} must be a single PRNG key, got an array of {key.shape} keys; "
+                "split it and pass one"
+            )
+        return
+    if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.shape == (2,):
+        return
+    what = type(key).__name__ if dtype is None else f"{type(key).__name__} of {dtype}"
+    raise ValueError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {key!r} ({what})"
+    )
+
+
+def check_finite_params(name: str, params: Any) -> None:
+    """Refuse parameters holding NaN or inf (e.g. from a diverged training run)."""
+    try:
+        check_finite(name, params)
+    except ValueError as err:
+        raise ValueError(
+            f"{err}. These parameters are unusable (a diverged training run?); retrain with a "
+            "lower learning rate or gradient clipping"
+        ) from None

@@ -38,6 +38,7 @@ CONVERGED, CONTINUUM, SLOW_POINT, MAX_STEPS, DIVERGED, OUTSIDE, UNCERTIFIED = ra
 _STALL_WINDOW = 200  # Adam steps between stall checks
 _STALL_FACTOR = 0.9  # stalled: best merit fell by less than 10% over a window
 _MAX_FAILS = 8  # second-order steps in a row without a 1% decrease: stalled
+_MU0 = 1.0  # initial LM damping, relative to mean(diag(AᵀA)): short, gradient-like steps
 _DEFLATION_POWER = 2.0
 _DEFLATION_SHIFT = 1.0
 
@@ -178,19 +179,21 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
         ata = a.T @ a
         scale = jnp.trace(ata) / s + jnp.finfo(h.dtype).tiny
         eye = jnp.eye(s, dtype=h.dtype)
-        trial_n = h + jnp.linalg.solve(a, -r)
-        trial_lm = h + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r))
-        m_n, m_lm = _finite_or_inf(merit(trial_n, x)), _finite_or_inf(merit(trial_lm, x))
-        use_n = m_n < m_lm
-        trial = jnp.where(use_n, trial_n, trial_lm)
-        m_trial = jnp.where(use_n, m_n, m_lm)
-        better = m_trial < m
-        lm_ok = m_lm < m
+        # projected Levenberg-Marquardt (Kanzow, Yamashita & Fukushima 2004)
+        trial = _project(h + jnp.linalg.solve(ata + mu * scale * eye, -(a.T @ r)), lo, hi)
+        m_trial = _finite_or_inf(merit(trial, x))
+        lin = r + a @ (trial - h)
+        predicted = m - 0.5 * jnp.sum(lin * lin)
+        rho = (m - m_trial) / jnp.maximum(predicted, jnp.finfo(h.dtype).tiny)
+        better = (m_trial < m) & (rho > 1e-4)
         h = jnp.where(better, trial, h)
         q = jnp.where(better, speed(trial, x), q)
         progress = m_trial < 0.99 * m
         m = jnp.where(better, m_trial, m)
-        mu = jnp.where(lm_ok, jnp.maximum(mu * 0.1, 1e-12), jnp.minimum(mu * 10.0, 1e8))
+        # Nielsen's damping update: shrink on a good gain ratio, grow on a rejection
+        shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        mu = jnp.where(better, mu * shrink, mu * 4.0)
+        mu = jnp.clip(mu, 1e-12, 1e12)
         fails = jnp.where(progress, 0, fails + 1)
         n_newton = n_newton + 1
         at_floor = (q < dyn.tol) & (~progress | (q == 0))
@@ -212,7 +215,7 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
         h = c["h"][idx]
         x = inputs[idx]
         m0 = jax.vmap(merit)(h, x)
-        mu = jnp.where(starting, 1e-6, c["mu"][idx]).astype(h.dtype)
+        mu = jnp.where(starting, _MU0, c["mu"][idx]).astype(h.dtype)
         fails = jnp.where(starting, 0, c["fails"][idx])
         m = jnp.where(starting, _finite_or_inf(m0), c["m"][idx])
         q = c["q"][idx]
@@ -282,7 +285,8 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
     # a non-root pinned to the box's faces is where the unconstrained search would
     # have left the set the cell cannot leave
     on_face = jnp.any((h <= lower) | (h >= upper), axis=-1)
-    status = jnp.where(finite & on_face & (q >= dyn.tol), OUTSIDE, status)
+    outside = jnp.any((h < lower) | (h > upper), axis=-1)
+    status = jnp.where(finite & (outside | (on_face & (q >= dyn.tol))), OUTSIDE, status)
     status = jnp.where(finite & (q < dyn.tol) & (status != OUTSIDE), CONVERGED, status)
     return Outcome(
         points=h,

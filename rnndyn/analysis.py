@@ -1003,6 +1003,7 @@ def analyze(
     t0 = time.perf_counter()
     log = lambda msg: _log(verbose, t0, msg)  # noqa: E731
     model, params = _resolve_model(model, params)
+    _checks.check_finite_params("params", jax.device_get(params))
     train_data = _check_inputs(model, data, train_data, max_examples, manifold_dim, input_star)
     k_sub, k_init, k_pca, k_words = jax.random.split(key, 4)
     index, sel_index, rng = _subsets(data, train_data, max_examples, k_sub)

@@ -16,7 +16,10 @@ from typing import Any
 
 from rnndyn.models import CELLS
 
-__all__ = ["main", "build_parser", "SYNTHETIC"]
+__all__ = ["main", "build_parser", "SYNTHETIC", "DEFAULT_TEST_FRACTION"]
+
+#: Held-out fraction of a local --dataset when no --test file is given.
+DEFAULT_TEST_FRACTION = 0.2
 
 #: Synthetic datasets: CLI name -> generator name in ``rnndyn.data.synthetic``.
 SYNTHETIC = {
@@ -60,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="synthetic-sentiment",
         help="dataset: one of " + ", ".join(list(SYNTHETIC) + list(_real_names())) + " (real "
         "datasets need tensorflow-datasets and a prepared or downloadable copy; "
-        "amazon_us_reviews takes a config, e.g. amazon_us_reviews/Books_v1_02)",
+        "amazon_us_reviews takes a config, e.g. amazon_us_reviews/Books_v1_02), or the PATH of "
+        "a local .csv/.tsv/.jsonl file or of a directory of class folders (aclImdb layout)",
     )
     data.add_argument(
         "--num-classes",
@@ -113,7 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--cache-dir",
         default=None,
-        help="cache tokenised real datasets here as .npz, so later runs skip tfds",
+        help="cache tokenised real datasets here as .npz, so later runs skip tfds and parsing",
+    )
+    data.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download: a tfds dataset must already be prepared in --data-dir",
+    )
+    _add_local_flags(data)
+    data.add_argument(
+        "--test",
+        default=None,
+        metavar="PATH",
+        help="local test file/directory (same format as --dataset), encoded with the "
+        "training vocabulary",
+    )
+    data.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="hold out this fraction of the local --dataset rows as the test set, chosen with "
+        f"--seed (default {DEFAULT_TEST_FRACTION} when --test is not given)",
     )
 
     model = t.add_argument_group("model")
@@ -158,6 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--out", default=None, help="checkpoint directory (default runs/<dataset>_<cell>)"
     )
+    out.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        help="also write the checkpoint (with the optimiser state) every N steps (0: at the end "
+        "only)",
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run whose checkpoint is in --out (same arguments); "
+        "the result is identical to an uninterrupted run",
+    )
     out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     a = sub.add_parser(
@@ -166,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run rnndyn.analyze on a checkpoint written by 'rnndyn train': fixed "
         "points, spectra, manifold dimension and geometry, word effects, linearised "
         "accuracy and the dimension predicted from word counts. The data are rebuilt "
-        "from the checkpoint's training arguments (same seed, same synthetic sets).",
+        "from the checkpoint's training arguments (same seed, same synthetic sets, same "
+        "local files), or read from --data PATH (any checkpoint, including ones saved "
+        "from Python).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
@@ -198,8 +237,61 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
     )
     a.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
+    a.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download: a tfds dataset must already be prepared in --data-dir",
+    )
+    a.add_argument(
+        "--data",
+        default=None,
+        metavar="PATH",
+        help="analyse on this local .csv/.tsv/.jsonl file or class-folder directory (encoded "
+        "with the checkpoint's vocabulary) instead of rebuilding the training data",
+    )
+    _add_local_flags(a)
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_report_commands(sub, a)
     return parser
+
+
+def _add_local_flags(group: Any) -> None:
+    """Flags that say how to read a local corpus (train --dataset PATH, analyze --data)."""
+    group.add_argument("--text-field", default="text", help="text column/key of local data")
+    group.add_argument("--label-field", default="label", help="label column/key of local data")
+    group.add_argument(
+        "--where",
+        action="append",
+        default=None,
+        metavar="FIELD=VALUE",
+        help="keep only local rows whose FIELD equals VALUE (repeat for several conditions)",
+    )
+    group.add_argument(
+        "--multilabel",
+        action="store_true",
+        help="local labels are lists of label ids per row (multi-label classification)",
+    )
+    group.add_argument(
+        "--encoding", default="utf-8", help="text encoding of local files (a UTF-8 BOM is fine)"
+    )
+
+
+def _where(items: Sequence[str] | None) -> dict[str, list[str]] | None:
+    if not items:
+        return None
+    out: dict[str, list[str]] = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise ValueError(f"--where must look like FIELD=VALUE, got {item!r}")
+        out.setdefault(field, []).append(value)
+    return out
+
+
+def _is_local(name: str) -> bool:
+    from rnndyn.data.local import is_local_path
+
+    return is_local_path(name)
 
 
 def _check_at_least_one(args: argparse.Namespace, names: Sequence[str]) -> None:
@@ -209,18 +301,35 @@ def _check_at_least_one(args: argparse.Namespace, names: Sequence[str]) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.dataset not in SYNTHETIC and not _is_real(args.dataset):
+    local = _is_local(args.dataset) and args.dataset not in SYNTHETIC
+    if local and not os.path.exists(args.dataset):
+        raise ValueError(f"--dataset {args.dataset!r}: no such file or directory")
+    if not local and (args.test is not None or args.test_fraction is not None):
+        raise ValueError(
+            f"--test and --test-fraction apply to local datasets (a PATH), not {args.dataset!r}"
+        )
+    if args.test is not None and args.test_fraction is not None:
+        raise ValueError("give --test PATH or --test-fraction, not both")
+    if args.test is not None and not os.path.exists(args.test):
+        raise ValueError(f"--test {args.test!r}: no such file or directory")
+    if args.test_fraction is not None and not 0 < args.test_fraction < 1:
+        raise ValueError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
+    if args.save_every < 0:
+        raise ValueError(f"--save-every must be >= 0, got {args.save_every}")
+    _where(args.where)
+    if not local and args.dataset not in SYNTHETIC and not _is_real(args.dataset):
         from rnndyn.data.tfds_load import NEEDS_LOCAL
 
         if args.dataset in NEEDS_LOCAL:
             raise ValueError(
                 f"dataset {args.dataset!r} cannot be loaded by the CLI: "
-                f"{NEEDS_LOCAL[args.dataset]}; convert it to CSV/JSONL and use "
-                "rnndyn.data.load_local with rnndyn.train.train from Python"
+                f"{NEEDS_LOCAL[args.dataset]}; export it to a CSV/JSONL file and pass "
+                "--dataset FILE"
             )
         raise ValueError(
             f"unknown dataset {args.dataset!r}; expected one of "
-            f"{list(SYNTHETIC) + list(_real_names())}"
+            f"{list(SYNTHETIC) + list(_real_names())} or the path of a local .csv/.tsv/.jsonl "
+            "file or class-folder directory"
         )
     if args.cell.lower() not in CELLS:
         raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
@@ -256,6 +365,25 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
         test = gen(k_test, *extra, args.num_test_examples, **kw)
         return train, test
     max_length = 400 if args.max_length is None else args.max_length
+    if _is_local(args.dataset):
+        fraction = args.test_fraction
+        if args.test is None and fraction is None:
+            fraction = DEFAULT_TEST_FRACTION
+        return data.load_local(
+            args.dataset,
+            args.text_field,
+            args.label_field,
+            test=args.test,
+            test_fraction=fraction,
+            seed=args.seed,
+            where=_where(args.where),
+            multilabel=args.multilabel,
+            encoding=args.encoding,
+            max_length=max_length,
+            vocab_size=args.vocab_size,
+            cache_dir=args.cache_dir,
+        )
+    download = not args.no_download
     train = data.load(
         args.dataset,
         "train",
@@ -263,6 +391,7 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
         max_length=max_length,
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
+        download=download,
     )
     test = data.load(
         args.dataset,
@@ -271,6 +400,7 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
         max_length=max_length,
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
+        download=download,
     )
     return train, test
 
@@ -280,9 +410,13 @@ def run_train(args: argparse.Namespace) -> int:
     import jax
 
     from rnndyn.models import Classifier, make_cell
-    from rnndyn.train import TrainConfig, save_checkpoint, train
+    from rnndyn.train import TrainConfig, check_writable, save_checkpoint, train
 
     _check_args(args)
+    if _is_local(args.dataset):  # recorded absolute, so analyze finds them from anywhere
+        args.dataset = os.path.abspath(args.dataset)
+        if args.test is not None:
+            args.test = os.path.abspath(args.test)
     config = TrainConfig(
         steps=args.steps,
         epochs=args.epochs,
@@ -295,6 +429,10 @@ def run_train(args: argparse.Namespace) -> int:
         embedding_l2=args.embedding_l2,
         eval_every=args.eval_every,
     )
+    run_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.dataset.strip("/"))
+    run_name = f"{os.path.basename(run_name) or 'data'}_{args.cell.lower()}"
+    out = args.out or os.path.join("runs", run_name)
+    check_writable(out, directory=True)  # before any work: fail now, not after training
     k_data, k_train = jax.random.split(jax.random.key(args.seed))
     t0 = time.perf_counter()
     train_data, test_data = load_data(args, k_data)
@@ -305,24 +443,102 @@ def run_train(args: argparse.Namespace) -> int:
         num_classes=train_data.num_classes,
         multilabel=bool(train_data.multilabel),
     )
-    result = train(model, train_data, test_data, key=k_train, config=config, verbose=not args.quiet)
+    train_args = {k: v for k, v in vars(args).items() if k != "func"}
+    keep = ("out", "resume", "save_every", "quiet")  # how to run, not what was trained
+    train_args_meta = {k: v for k, v in train_args.items() if k not in keep}
+    base_meta = {"dataset": args.dataset, "args": train_args_meta}
+    result = train(
+        model,
+        train_data,
+        test_data,
+        key=k_train,
+        config=config,
+        verbose=not args.quiet,
+        checkpoint_dir=out,
+        save_every=args.save_every,
+        resume=args.resume,
+        metadata=base_meta,
+    )
     accuracy = result.history["test_accuracy"][-1]
-    run_name = f"{args.dataset.replace('/', '-')}_{args.cell.lower()}"
-    out = args.out or os.path.join("runs", run_name)
     metadata = {
-        "dataset": args.dataset,
-        "args": {k: v for k, v in vars(args).items() if k != "func"},
+        **base_meta,
         "test_accuracy": accuracy,
         "test_loss": result.history["test_loss"][-1],
         "train_seconds": time.perf_counter() - t0,
         "history": result.history,
     }
     path = save_checkpoint(
-        out, model, result.params, vocab=train_data.vocab, config=config, metadata=metadata
+        out,
+        model,
+        result.params,
+        vocab=train_data.vocab,
+        config=config,
+        metadata=metadata,
+        train_state=result.state,
     )
     print(f"test accuracy: {accuracy:.4f}")
     print(f"checkpoint: {path}")
     return 0
+
+
+def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
+    """(train, test) data for ``rnndyn analyze``: ``--data``, else the training data."""
+    import jax
+
+    from rnndyn import data
+
+    if args.data is not None:
+        if not os.path.exists(args.data):
+            raise ValueError(f"--data {args.data!r}: no such file or directory")
+        model = ckpt.model
+        test = data.load_local(
+            args.data,
+            args.text_field,
+            args.label_field,
+            where=_where(args.where),
+            multilabel=model.multilabel or args.multilabel,
+            num_classes=None if _is_dir(args.data) else model.num_classes,
+            encoding=args.encoding,
+            vocab=ckpt.vocab,
+            max_length=int(ckpt.metadata.get("args", {}).get("max_length") or 400),
+            cache_dir=args.cache_dir,
+        )
+        if test.num_classes != model.num_classes:
+            raise ValueError(
+                f"--data {args.data!r} has {test.num_classes} classes, the checkpoint's model "
+                f"{model.num_classes}"
+            )
+        return None, test
+    train_args = ckpt.metadata.get("args")
+    if not isinstance(train_args, dict) or not train_args:
+        raise ValueError(
+            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
+            "written by 'rnndyn train'); pass the data to analyse with --data PATH"
+        )
+    defaults = vars(build_parser().parse_args(["train"]))
+    targs = argparse.Namespace(**{**defaults, **train_args})
+    for name in ("data_dir", "cache_dir"):  # where the data live here, not where trained
+        if getattr(args, name) is not None:
+            setattr(targs, name, getattr(args, name))
+    targs.no_download = targs.no_download or args.no_download
+    if _is_local(targs.dataset) and not os.path.exists(targs.dataset):
+        raise ValueError(
+            f"the training data {targs.dataset!r} recorded in the checkpoint are not there; "
+            "pass --data PATH"
+        )
+    k_data, _ = jax.random.split(jax.random.key(targs.seed))
+    train_data, test_data = load_data(targs, k_data)
+    if tuple(train_data.vocab) != tuple(ckpt.vocab):
+        raise ValueError(
+            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
+            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words); the files changed? "
+            "pass --data PATH"
+        )
+    return train_data, test_data
+
+
+def _is_dir(path: str) -> bool:
+    return os.path.isdir(path)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -330,30 +546,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     import jax
 
     from rnndyn.analysis import analyze
-    from rnndyn.train import load_checkpoint
+    from rnndyn.train import check_writable, load_checkpoint
 
     _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
     if not 0 < args.threshold <= 1:
         raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    _where(args.where)
+    out = args.out or os.path.join(args.checkpoint, "analysis.json")
     ckpt = load_checkpoint(args.checkpoint)
-    train_args = ckpt.metadata.get("args")
-    if not train_args:
-        raise ValueError(
-            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
-            "written by 'rnndyn train'); call rnndyn.analyze from Python with its data"
-        )
-    defaults = vars(build_parser().parse_args(["train"]))
-    targs = argparse.Namespace(**{**defaults, **train_args})
-    for name in ("data_dir", "cache_dir"):  # where the data live here, not where trained
-        if getattr(args, name) is not None:
-            setattr(targs, name, getattr(args, name))
-    k_data, _ = jax.random.split(jax.random.key(targs.seed))
-    train_data, test_data = load_data(targs, k_data)
-    if tuple(train_data.vocab) != tuple(ckpt.vocab):
-        raise ValueError(
-            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
-            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words)"
-        )
+    check_writable(out, directory=False)  # before the analysis, not after it
+    train_data, test_data = _analysis_data(args, ckpt)
     result = analyze(
         ckpt,
         test_data,
@@ -366,27 +568,238 @@ def run_analyze(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         verbose=not args.quiet,
     )
-    out = args.out or os.path.join(args.checkpoint, "analysis.json")
     result.to_json(out)
     print(result.summary())
     print(f"report: {out}")
     return 0
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rnndyn`` console script; returns the exit status."""
+    """Entry point of the ``rnndyn`` console script; returns the exit status.
+
+    Exit status: 0 success; 2 a user error (bad argument, data or checkpoint, unwritable
+    output: ``ValueError``/``OSError``), with one line on stderr; 1 any other failure
+    (e.g. training diverged, a download failed), also one line; 130 interrupted (Ctrl-C).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"rnndyn {args.command}: error:"
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
+            return _REPORT_COMMANDS.get(args.command, run_report)(args)
         if args.command == "analyze":
             return run_analyze(args)
-    except ValueError as err:  # bad arguments or data: a clear message, no traceback
-        print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # bad arguments, data, files: no traceback
+        print(f"{prefix} {_one_line(err)}", file=sys.stderr)
         return 2
-    except RuntimeError as err:  # e.g. a dataset that could not be downloaded or prepared
-        print(f"rnndyn {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "train":
+            hint = (
+                "; rerun with --resume to continue from the last checkpoint"
+                if getattr(args, "save_every", 0)
+                else "; use --save-every N to be able to --resume"
+            )
+        print(f"rnndyn {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - diverged training, failed download, ...
+        print(f"{prefix} {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
         return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+# ------------------------------------------------------------ report and demo commands
+
+#: Settings of ``rnndyn demo``: a GRU on synthetic sentiment with long, sparse documents
+#: (the line attractor of Maheswaranathan et al. 2019 in under a minute on a CPU).
+DEMO_TRAIN = (
+    "--dataset", "synthetic-sentiment", "--cell", "gru", "--hidden", "16",
+    "--embed-size", "16", "--max-length", "100", "--num-neutral", "100",
+    "--embedding-l2", "1e-2", "--num-examples", "2000", "--num-test-examples", "500",
+)  # fmt: skip
+
+
+def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> None:
+    """``rnndyn analyze --figures``, ``rnndyn report`` and ``rnndyn demo``."""
+    analyze_parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="also write the figures (PNG) and a self-contained report.html next to the JSON "
+        "(needs matplotlib: the plot extra)",
+    )
+    r = sub.add_parser(
+        "report",
+        help="analyze a checkpoint and write figures + report.html next to the JSON",
+        description="rnndyn analyze CHECKPOINT --figures: run rnndyn.analyze, write the JSON, "
+        "the figures as PNG files and a self-contained report.html (figures embedded, "
+        "summary table, settings) in the JSON's directory. Needs matplotlib.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
+    r.add_argument(
+        "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
+    )
+    r.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
+    r.add_argument("--max-examples", type=int, default=1000, help="test examples analysed")
+    r.add_argument("--num-initial", type=int, default=1024, help="initial states of the search")
+    r.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2)",
+    )
+    r.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
+    r.add_argument(
+        "--threshold", type=float, default=0.9, help="variance fraction of the dimension"
+    )
+    r.add_argument(
+        "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
+    )
+    r.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    r.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d = sub.add_parser(
+        "demo",
+        help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
+        description="The main job end to end: train a GRU on the embedded synthetic sentiment "
+        "task, reverse engineer it (fixed points, spectra, manifold, word effects, "
+        "linearisation) and write the figures and report.html to --out. About a minute on "
+        "a 2-core CPU.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory")
+    d.add_argument("--steps", type=int, default=1000, help="training steps")
+    d.add_argument("--seed", type=int, default=0, help="seed of the data, training and analysis")
+    d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _rebuild(args: argparse.Namespace) -> tuple[Any, Any, Any, argparse.Namespace]:
+    """The checkpoint and its train/test data, rebuilt from its training arguments."""
+    import jax
+
+    from rnndyn.train import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    train_args = ckpt.metadata.get("args")
+    if not train_args:
+        raise ValueError(
+            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
+            "written by 'rnndyn train'); use rnndyn.report.write_report from Python"
+        )
+    defaults = vars(build_parser().parse_args(["train"]))
+    targs = argparse.Namespace(**{**defaults, **train_args})
+    for name in ("data_dir", "cache_dir"):
+        if getattr(args, name, None) is not None:
+            setattr(targs, name, getattr(args, name))
+    k_data, _ = jax.random.split(jax.random.key(targs.seed))
+    train_data, test_data = load_data(targs, k_data)
+    if tuple(train_data.vocab) != tuple(ckpt.vocab):
+        raise ValueError(
+            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
+            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words)"
+        )
+    return ckpt, train_data, test_data, targs
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``rnndyn report`` / ``rnndyn analyze --figures``: returns the exit status."""
+    import jax
+
+    from rnndyn.analysis import analyze
+
+    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
+    if getattr(args, "trajectories", 1) < 1:
+        raise ValueError(f"--trajectories must be >= 1, got {args.trajectories}")
+    if not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.tol is not None and not args.tol > 0:
+        raise ValueError(f"--tol must be > 0, got {args.tol}")
+    try:
+        from rnndyn.report import _atomic_write, write_report
+    except ImportError as err:
+        raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
+    ckpt, train_data, test_data, targs = _rebuild(args)
+    analysis_settings = {
+        k: getattr(args, k)
+        for k in ("seed", "max_examples", "num_initial", "tol", "max_steps", "threshold")
+    }
+    result = analyze(
+        ckpt,
+        test_data,
+        key=jax.random.key(args.seed),
+        train_data=train_data,
+        verbose=not args.quiet,
+        **{k: v for k, v in analysis_settings.items() if k != "seed"},
+    )
+    out = args.out or os.path.join(args.checkpoint, "analysis.json")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write(out, result.to_json().encode("utf-8"))
+    if not args.quiet:
+        print("[report] drawing the figures", file=sys.stderr, flush=True)
+    settings = {
+        "checkpoint": os.path.abspath(args.checkpoint),
+        "training": {k: v for k, v in vars(targs).items() if k != "func"},
+        "analysis": analysis_settings,
+        "slow points (figures only)": {"tol": 1e-5, "initial_states": 512, "max_steps": 3000},
+    }
+    written = write_report(
+        result,
+        out_dir,
+        model=ckpt.model,
+        params=ckpt.params,
+        data=test_data,
+        settings=settings,
+        num_trajectories=getattr(args, "trajectories", 40),
+        key=jax.random.fold_in(jax.random.key(args.seed), 1),
+    )
+    print(result.summary())
+    print(f"report: {out}")
+    pngs = [p for name, p in written.items() if name != "report"]
+    print(f"figures: {len(pngs)} PNG files in {out_dir}")
+    print(f"open: {written['report']}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``rnndyn demo``: train, analyse, write figures; returns the exit status."""
+    _check_at_least_one(args, ("steps",))
+    t0 = time.perf_counter()
+    log = not args.quiet
+    if log:
+        print(
+            f"[demo] 1/2 training a GRU (16 units) on synthetic sentiment for {args.steps} steps",
+            file=sys.stderr,
+            flush=True,
+        )
+    parser = build_parser()
+    quiet = ["--quiet"] if args.quiet else []
+    targs = parser.parse_args(
+        ["train", *DEMO_TRAIN, "--steps", str(args.steps), "--seed", str(args.seed)]
+        + ["--out", args.out, *quiet]
+    )
+    run_train(targs)
+    if log:
+        print(
+            f"[demo] 2/2 reverse engineering it ({time.perf_counter() - t0:.0f} s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
+    rargs = parser.parse_args(
+        ["report", args.out, "--seed", str(args.seed), "--max-examples", "500"]
+        + ["--num-initial", "512", *quiet]
+    )
+    run_report(rargs)
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {args.out}")
+    return 0
+
+
+_REPORT_COMMANDS = {"report": run_report, "demo": run_demo}

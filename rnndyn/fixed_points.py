@@ -12,9 +12,10 @@ the cell's state cannot leave (``cell.state_bounds()``). Afterwards, on the host
   artefact such as a saturated gate has a tiny residual but a large correction); the
   smallest singular value of ``J − I`` tells an isolated root from a point on a
   continuum of fixed points (line or plane attractor);
-- **deflation** (Farrell, Birkisson & Funke 2015): candidates that ended at an
-  already-found isolated root, or at no root, are run again from their starting states
-  with those roots deflated, which pushes them to roots not yet found.
+- **deflation** (Farrell, Birkisson & Funke 2015) with **re-seeding**: candidates that
+  ended at an already-found isolated root, or at no root, are run again with those roots
+  deflated, some of them started next to the found saddles along their unstable
+  directions (where further roots tend to lie); the rest from their first starts.
 
 Each candidate ends with a ``Status``.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import itertools
 import sys
 import types
 from typing import Any
@@ -36,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from scipy.spatial import cKDTree
 
-from rnndyn import _checks, _search
+from rnndyn import _checks, _search, linearize
 from rnndyn.cells import Cell, validate
 
 Array = jax.Array
@@ -447,7 +449,7 @@ def find_fixed_points(
     polish_threshold: float = 1e-3,
     deflation_rounds: int = 1,
     distinct_tol: float = 1e-3,
-    continuum_tol: float = 1e-2,
+    continuum_tol: float = 1e-3,
     certify: bool = True,
     batch_size: int | None = None,
     newton_batch: int | None = None,
@@ -488,9 +490,11 @@ def find_fixed_points(
         first-order optimiser alone (then nothing is polished, and slow points along a
         manifold survive as points with ``q`` just under ``tol``).
       polish_threshold: ``q`` below which a candidate switches to second-order steps.
-      deflation_rounds: rounds of deflated re-searches (0 disables). Each reruns, from
-        their starting states, the candidates that ended at an already-found isolated
-        root or at no root, with every isolated root found so far deflated.
+      deflation_rounds: rounds of deflated re-searches (0 disables; rounds stop early
+        when one finds nothing new). Each reruns the candidates that ended at an
+        already-found isolated root or at no root, with every isolated root found so far
+        deflated; as many as needed start at ``root ± ε v`` along each unstable
+        eigenvector ``v`` of each found root, the others at their first start.
       distinct_tol: roots closer than this are the same root (deflation bookkeeping;
         also the largest float64 Newton correction a certified root may have).
       continuum_tol: a root whose ``J − I`` has smallest singular value below this is
@@ -562,6 +566,9 @@ def find_fixed_points(
         if found == 0:
             break
     stats.append(("steps_total", int(np.sum(np.asarray(out.adam_steps + out.newton_steps)))))
+    slow = np.asarray(out.status) == Status.SLOW_POINT
+    first_order = np.asarray(out.adam_steps)
+    stats.append(("max_first_order_steps_slow", int(first_order[slow].max()) if slow.any() else 0))
     result = _result(out, inputs, h0, cert, tuple(stats))
     if verbose:
         counts = ", ".join(f"{n.lower()} {c}" for n, c in result.counts().items())
@@ -593,13 +600,22 @@ def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, che
     roots[: known.shape[0]] = known
     mask = np.arange(rows) < known.shape[0]
     sub_bounds = tuple(b[redo] for b in bounds)
-    new = run(inputs[redo], h0[redo], sub_bounds, (jnp.asarray(roots), jnp.asarray(mask)))
+    starts = _reseed(cell, params, known, np.asarray(inputs)[isolated[np.unique(leader)]],
+                     np.asarray(h0)[redo], np.asarray(inputs)[redo])  # fmt: skip
+    starts = jnp.clip(jnp.asarray(starts, h0.dtype), *sub_bounds)
+    # rerun at the first round's size (padding rows repeat the last): no recompilation
+    pad = functools.partial(_pad_rows, rows=len(status))
+    new = run(pad(inputs[redo]), pad(starts), tuple(pad(b) for b in sub_bounds),
+              (jnp.asarray(roots), jnp.asarray(mask)))  # fmt: skip
+    new = jax.tree_util.tree_map(lambda a: a[: redo.size], new)
     new_cert = (np.asarray(new.status), *(np.full(redo.size, np.nan) for _ in range(3)))
     if checks is not None:
         new_cert = _certify(cell, params, new, inputs[redo], sub_bounds, **checks)
     # accept a rerun's result only where it is a root not within distinct_tol of a known one
     is_root = np.isin(new_cert[0], _ROOTS)
-    far = nearest_distances(np.asarray(new.points), known) >= distinct_tol
+    known_inputs = np.asarray(inputs)[isolated[np.unique(leader)]]
+    far = _far_from(np.asarray(new.points), np.asarray(inputs)[redo], known, known_inputs,
+                    distinct_tol)  # fmt: skip
     take = is_root & far
     if not np.any(take):
         return out, cert, 0
@@ -613,10 +629,57 @@ def _deflate(cell, params, run, out, cert, inputs, h0, bounds, distinct_tol, che
     return out, cert, found
 
 
+_RESEED_STEPS = (0.05, 0.25)  # seed distances from a root, times sqrt(S)
+
+
+def _unstable_directions(a: np.ndarray) -> list[np.ndarray]:
+    """Unit real directions spanning the eigenvectors of ``a (S, S)`` with |λ| > 1."""
+    lam, vec = np.linalg.eig(a)
+    out = []
+    for i in np.flatnonzero(np.abs(lam) > 1.0):
+        v = np.real(vec[:, i]) + np.imag(vec[:, i])  # a real vector of a conjugate pair's plane
+        out.append(v / max(np.linalg.norm(v), 1e-30))
+    return out
+
+
+def _reseed(cell, params, roots, root_inputs, starts, inputs):
+    """Starting states for a deflation round.
+
+    Each known root is pushed along its unstable directions (± each, at a few distances):
+    other roots tend to lie where the unstable manifolds of saddles lead. A seed replaces
+    the start of a rerun candidate with the same input ``x*`` as its root; the other
+    candidates keep their first start.
+    """
+    starts = np.array(starts, copy=True)
+    jacs = np.asarray(linearize.jacobians(cell, params, roots, root_inputs)[0], np.float64)
+    free = np.ones(len(starts), dtype=bool)
+    scale = np.sqrt(roots.shape[1])
+    for root, x, a in zip(roots, root_inputs, jacs, strict=True):
+        rows = iter(np.flatnonzero(free & np.all(inputs == x, axis=1)))
+        for v, eps, sign in itertools.product(_unstable_directions(a), _RESEED_STEPS, (1, -1)):
+            row = next(rows, None)
+            if row is None:
+                break
+            starts[row] = root + sign * eps * scale * v
+            free[row] = False
+    return starts
+
+
 def _put(a: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a[rows] = values
     return a
+
+
+def _far_from(points, inputs, known, known_inputs, tol: float) -> np.ndarray:
+    """Finite rows of ``points`` farther than ``tol`` from every known root of their input."""
+    far = np.all(np.isfinite(points), axis=1)
+    for x in np.unique(known_inputs, axis=0):
+        rows = far & np.all(inputs == x, axis=1)
+        if rows.any():
+            ref = known[np.all(known_inputs == x, axis=1)]
+            far[rows] = nearest_distances(points[rows], ref) >= tol
+    return far
 
 
 def nearest_distances(points: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -68,25 +68,101 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
     return tokens, mask.astype(bool)
 
 
-def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
-    """States after each token ``(B, T, S)``; inputs already validated."""
-    x = params["embedding"][tokens]  # (B, T, E)
+#: ``lax.scan`` unroll factor of the fused recurrences (fewer loop iterations: less
+#: per-step overhead on CPU, more room for XLA to fuse).
+SCAN_UNROLL = 4
+
+
+def _fused_recurrence(cell: Cell) -> Any:
+    """``step(params, h (B, S), gx (B, G)) -> h'`` for a built-in cell whose input
+    pre-activation ``gx = x W_x + b`` is computed outside the scan, or ``None``.
+
+    The equations repeat the cells' own (``rnndyn.cells``); ``tests/test_models.py`` checks
+    them against ``cell(params, h, x)``. Exact types only: a subclass may change them.
+    """
+    n = getattr(cell, "hidden_size", None)
+    if type(cell) is Vanilla:
+        return lambda p, h, gx: jnp.tanh(gx + h @ p["W_h"])
+    if type(cell) is GRU:
+
+        def gru(p, h, gx):
+            gh = h @ p["W_h"]
+            r = jax.nn.sigmoid(gx[:, :n] + gh[:, :n])
+            z = jax.nn.sigmoid(gx[:, n : 2 * n] + gh[:, n : 2 * n])
+            cand = jnp.tanh(gx[:, 2 * n :] + r * (gh[:, 2 * n :] + p["b_hn"]))
+            return (1.0 - z) * cand + z * h
+
+        return gru
+    if type(cell) is LSTM:
+
+        def lstm(p, state, gx):
+            h, c = state[:, :n], state[:, n:]
+            a = gx + h @ p["W_h"]
+            i = jax.nn.sigmoid(a[:, :n])
+            f = jax.nn.sigmoid(a[:, n : 2 * n])
+            g = jnp.tanh(a[:, 2 * n : 3 * n])
+            o = jax.nn.sigmoid(a[:, 3 * n :])
+            c_new = f * c + i * g
+            return jnp.concatenate([o * jnp.tanh(c_new), c_new], axis=-1)
+
+        return lstm
+    if type(cell) is UGRNN:
+
+        def ugrnn(p, h, gx):
+            a = gx + h @ p["W_h"]
+            g = jax.nn.sigmoid(a[:, n:])
+            return g * h + (1.0 - g) * jnp.tanh(a[:, :n])
+
+        return ugrnn
+    return None
+
+
+def _run(model: Classifier, params: Params, tokens: Array, mask: Array, all_states: bool) -> Array:
+    """States after each token ``(B, T, S)`` (``all_states``) or the final states ``(B, S)``;
+    inputs already validated."""
     cell_params = params["cell"]
-
-    def one(h, x_t, m_t):  # unbatched: wrapped cells need not broadcast over batches
-        return jnp.where(m_t, model.cell(cell_params, h, x_t), h)
-
-    def step(h, inputs):
-        h = jax.vmap(one)(h, *inputs)
-        return h, h
-
+    fused = _fused_recurrence(model.cell)
     h0 = model.cell.initial_state((tokens.shape[0],))
-    _, hs = lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), mask.T))
-    return jnp.swapaxes(hs, 0, 1)
+    mask_t = mask.T[:, :, None]  # (T, B, 1)
+    if fused is not None:
+        # One (B*T, E) x (E, G) matmul for every step's input gates, outside the scan;
+        # the gather is done time-major so the scan reads contiguous (B, G) slices.
+        emb = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
+        xs = emb @ cell_params["W_x"] + cell_params["b"]  # (T, B, G)
+
+        def step(h, inputs):
+            gx, m = inputs
+            h = jnp.where(m, fused(cell_params, h, gx), h)
+            return h, (h if all_states else None)
+
+        unroll = SCAN_UNROLL
+    else:
+        xs = jnp.take(params["embedding"], tokens.T, axis=0)  # (T, B, E)
+
+        def one(h, x_t):  # unbatched: wrapped cells need not broadcast over batches
+            return model.cell(cell_params, h, x_t)
+
+        def step(h, inputs):
+            x_t, m = inputs
+            h = jnp.where(m, jax.vmap(one)(h, x_t), h)
+            return h, (h if all_states else None)
+
+        unroll = 1
+    h_final, hs = lax.scan(step, h0, (xs, mask_t), unroll=unroll)
+    return jnp.swapaxes(hs, 0, 1) if all_states else h_final
+
+
+def _states(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
+    return _run(model, params, tokens, mask, True)
+
+
+def _final_state(model: Classifier, params: Params, tokens: Array, mask: Array) -> Array:
+    return _run(model, params, tokens, mask, False)
 
 
 # The model is static (hashable frozen dataclass): eager calls reuse one compiled scan.
 _scan_states = jax.jit(_states, static_argnums=0)
+_scan_final = jax.jit(_final_state, static_argnums=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +222,7 @@ class Classifier:
             "readout": {"W": w, "b": jnp.zeros((self.num_classes,))},
         }
 
-    def states(self, params: Params, tokens: Array, mask: Array) -> Array:
-        """States after each token, ``(B, T, S)``; padded steps repeat the last state."""
+    def _checked(self, tokens: Any, mask: Any) -> tuple[Array, Array]:
         raw = tokens
         tokens, mask = _check_tokens_mask(tokens, mask)
         if not _checks.is_traced(raw) and tokens.size:
@@ -157,7 +232,18 @@ class Classifier:
                     f"tokens must lie in [0, {self.vocab_size - 1}] (vocab_size), got ids in "
                     f"[{lo}, {hi}]"
                 )
+        return tokens, mask
+
+    def states(self, params: Params, tokens: Array, mask: Array) -> Array:
+        """States after each token, ``(B, T, S)``; padded steps repeat the last state."""
+        tokens, mask = self._checked(tokens, mask)
         return _scan_states(self, params, tokens, mask)
+
+    def final_state(self, params: Params, tokens: Array, mask: Array) -> Array:
+        """The state after each sequence's last real token, ``(B, S)`` (cheaper than
+        ``states(...)[:, -1]``: the intermediate states are not kept)."""
+        tokens, mask = self._checked(tokens, mask)
+        return _scan_final(self, params, tokens, mask)
 
     def readout(self, params: Params, states: Array) -> Array:
         """Logits ``(..., C)`` from states ``(..., S)``."""
@@ -167,9 +253,10 @@ class Classifier:
         self, params: Params, tokens: Array, mask: Array, return_states: bool = False
     ) -> Array | tuple[Array, Array]:
         """Logits ``(B, C)`` of the final states; with ``return_states`` also ``(B, T, S)``."""
+        if not return_states:
+            return self.readout(params, self.final_state(params, tokens, mask))
         hs = self.states(params, tokens, mask)
-        logits = self.readout(params, hs[:, -1])
-        return (logits, hs) if return_states else logits
+        return self.readout(params, hs[:, -1]), hs
 
     __call__ = apply
 

@@ -168,3 +168,184 @@ def test_analyze_errors(tmp_path, capsys):
     assert "no training arguments" in err and "Traceback" not in err
     assert main(["analyze", str(path), "--num-initial", "0"]) == 2
     assert "--num-initial must be >= 1" in capsys.readouterr().err
+
+
+# --- local corpora, failures, checkpoints ------------------------------------------------
+
+
+def _sentiment_csv(path, n, seed, bom=True):
+    """A real-looking CSV (text, label) from the synthetic sentiment task's documents."""
+    import jax
+
+    from rnndyn.data import synthetic
+
+    ds = synthetic.sentiment(jax.random.key(seed), n, num_neutral=20)
+    lines = ["text,label"]
+    for i in range(n):
+        words = [ds.vocab[t] for t in ds.tokens[i, : ds.lengths[i]]]
+        lines.append(f'"{" ".join(words)}",{int(ds.labels[i])}')
+    path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
+    import json
+
+    from rnndyn.train import save_checkpoint
+
+    reviews = _sentiment_csv(tmp_path / "reviews.csv", 500, 0)
+    monkeypatch.chdir(tmp_path)  # the checkpoint records absolute paths: analyze from anywhere
+    argv = ["train", "--dataset", "reviews.csv", "--cell", "gru", "--hidden", "8"]
+    argv += ["--embed-size", "8", "--steps", "150", "--embedding-l2", "1e-2", "--quiet"]
+    assert main([*argv, "--out", "run"]) == 0
+    out = capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.metadata["args"]["dataset"] == str(reviews)
+    assert ckpt.metadata["args"]["test_fraction"] is None  # default held-out fraction used
+    assert ckpt.metadata["test_accuracy"] >= 0.9, out
+    assert "text" in ckpt.vocab or len(ckpt.vocab) > 2
+    monkeypatch.chdir(tmp_path.parent)
+    analyze = ["analyze", str(tmp_path / "run"), "--num-initial", "64", "--max-examples", "50"]
+    assert main([*analyze, "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "analysis.json").read_text())
+    assert report["linearized"]["num_examples"] == 50  # 20 % of 500 held out, 50 analysed
+    # The same model saved from Python (no training arguments): analyze --data PATH.
+    bare = tmp_path / "bare"
+    save_checkpoint(bare, ckpt.model, ckpt.params, vocab=ckpt.vocab, config=None)
+    assert main(["analyze", str(bare), "--quiet"]) == 2
+    assert "--data PATH" in capsys.readouterr().err
+    held = _sentiment_csv(tmp_path / "held.csv", 60, 9, bom=False)
+    assert main([*analyze[:1], str(bare), *analyze[2:], "--data", str(held), "--quiet"]) == 0
+    report = json.loads((bare / "analysis.json").read_text())
+    assert report["linearized"]["num_examples"] == 50
+    assert report["full_accuracy"] >= 0.85 if "full_accuracy" in report else True
+
+
+def _csv_rows(path, rows, header="text,label"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_local_dataset_flags(tmp_path, capsys):
+    rows = [f"good film {i},1" if i % 2 else f"bad film {i},0" for i in range(40)]
+    rows = [f"{r},{'imdb' if i % 4 else 'yelp'}" for i, r in enumerate(rows)]
+    path = _csv_rows(tmp_path / "mixed.csv", rows, "review,stars,source")
+    tiny = ["--hidden", "4", "--embed-size", "4", "--steps", "2", "--batch-size", "8", "--quiet"]
+    argv = ["train", "--dataset", str(path), "--text-field", "review", "--label-field", "stars"]
+    argv += [*tiny, "--where", "source=imdb", "--test-fraction", "0.25", "--out"]
+    assert main([*argv, str(tmp_path / "run")]) == 0
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck.metadata["args"]["where"] == ["source=imdb"]
+    assert ck.metadata["history"]["step"] == [2]
+    assert main(["train", "--dataset", str(path), *tiny, "--out", str(tmp_path / "x")]) == 2
+    assert "no field 'text'" in capsys.readouterr().err
+    assert main([*argv[:-1], "--where", "source", "--out", str(tmp_path / "y")]) == 2
+    assert "--where must look like FIELD=VALUE" in capsys.readouterr().err
+    assert main(["train", "--dataset", str(tmp_path / "none.csv"), *tiny]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_bad_rows_and_encodings_exit_2_naming_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a b", "label": 1}\n{"text": "c", "label": 0.7}\n', encoding="utf-8")
+    assert main(["train", "--dataset", str(bad), *TINY[:-1], "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: label 0.7" in err and len(err.strip().splitlines()) == 1
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9,1\nthé,0\n".encode("latin-1"))
+    assert main(["train", "--dataset", str(latin), "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert f"{latin}:2: cannot decode" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    import rnndyn.cli as cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("data were loaded before --out was checked")
+
+    monkeypatch.setattr(cli, "load_data", no_work)
+    assert main(["train", *TINY, "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is a file" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", *TINY, "--out", str(blocker)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_analyze_out_is_checked_before_the_analysis(tmp_path, capsys, monkeypatch):
+    import jax
+
+    import rnndyn.cli as cli
+    from rnndyn import GRU, Classifier
+    from rnndyn.train import save_checkpoint
+
+    model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
+    vocab = ("<pad>", "<unk>", "a", "b", "c")
+    save_checkpoint(tmp_path / "ck", model, model.init(jax.random.key(0)), vocab=vocab, config=None)
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(cli, "_analysis_data", lambda *a: (_ for _ in ()).throw(AssertionError))
+    argv = ["analyze", str(tmp_path / "ck"), "--out", str(tmp_path / "file" / "r.json")]
+    assert main([*argv, "--quiet"]) == 2
+    assert "cannot be created" in capsys.readouterr().err
+
+
+def test_malformed_checkpoint_gives_one_line_and_exit_2(tmp_path, capsys):
+    import json
+
+    import jax
+
+    from rnndyn import GRU, Classifier
+    from rnndyn.train import save_checkpoint
+
+    model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
+    vocab = ("<pad>", "<unk>", "a", "b", "c")
+    path = tmp_path / "ck"
+    save_checkpoint(path, model, model.init(jax.random.key(0)), vocab=vocab, config=None)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    for bad in ({**meta, "model": None}, {**meta, "config": "abc"}):
+        (path / "checkpoint.json").write_text(json.dumps(bad))
+        assert main(["analyze", str(path), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "checkpoint.json: field" in err and len(err.strip().splitlines()) == 1
+
+
+def test_diverging_training_exits_nonzero_without_a_checkpoint(tmp_path, capsys):
+    argv = ["train", *TINY, "--steps", "20", "--learning-rate", "1e38", "--clip-norm", "0"]
+    argv += ["--warmup-steps", "0", "--schedule", "constant", "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and "learning rate" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_checkpoint(tmp_path, capsys, monkeypatch):
+    import jax
+
+    import rnndyn.train as train_mod
+
+    argv = ["train", *TINY, "--steps", "4", "--save-every", "2"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    real, calls = train_mod._batch, []
+
+    def interrupted(data, index, batch_size):
+        if len(index) == 32:  # training batches (evaluation batches differ)
+            calls.append(1)
+            if len(calls) == 4:  # during step 4, after the checkpoint of step 2
+                raise KeyboardInterrupt
+        return real(data, index, batch_size)
+
+    monkeypatch.setattr(train_mod, "_batch", interrupted)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(train_mod, "_batch", real)
+    assert main([*argv, "--resume", "--out", str(tmp_path / "cut")]) == 0
+    full, cut = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "cut")
+    jax.tree_util.tree_map(np.testing.assert_array_equal, full.params, cut.params)
+    assert full.metadata["history"] == cut.metadata["history"]

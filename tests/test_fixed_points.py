@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -279,3 +280,166 @@ def test_progress_is_printed_and_silenced(capsys):
     assert "iteration" in err and "1/1 converged" in err
     rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
     assert capsys.readouterr().err == ""
+
+
+# --- statuses, bounds, deflation, clean-up ----------------------------------------------
+
+
+def test_statuses_of_a_slow_point_a_step_cap_and_divergence():
+    # h' = h + 0.1 (h² + 0.01): no root; q = ½·0.01 (h² + 0.01)² has its minimum at 0
+    slow = cells.from_function(lambda p, h, x: h + 0.1 * (h**2 + 0.01), state_size=1)
+    fps = rnndyn.find_fixed_points(slow, {}, jnp.zeros(1), jnp.array([[0.5], [-0.3]]))
+    assert [rnndyn.Status(s) for s in np.asarray(fps.status)] == [rnndyn.Status.SLOW_POINT] * 2
+    np.testing.assert_allclose(fps.points[:, 0], 0.0, atol=1e-2)
+    assert not np.any(np.asarray(fps.converged))
+    cell, params = tanh_cell(2.0)
+    capped = rnndyn.find_fixed_points(
+        cell, params, jnp.zeros(1), jnp.array([[0.7]]), max_steps=1, polish_steps=0
+    )
+    assert rnndyn.Status(int(capped.status[0])) is rnndyn.Status.MAX_STEPS
+    blowup = cells.from_function(lambda p, h, x: jnp.exp(50.0 * h) + h, state_size=1)
+    out = rnndyn.find_fixed_points(blowup, {}, jnp.zeros(1), jnp.array([[20.0]]))
+    assert rnndyn.Status(int(out.status[0])) is rnndyn.Status.DIVERGED
+    assert "not finite" in rnndyn.Status.DIVERGED.message or rnndyn.Status.DIVERGED.message
+
+
+def test_no_converged_point_outside_the_gru_box():
+    # the issue's example: saturated gates make F(h) = h hold in float32 far outside
+    # [-1, 1]^N; the search stays in the box and certifies what it calls a root
+    cell = rnndyn.GRU(4)
+    params = cell.init(jax.random.key(1), 3)
+    params["W_h"] = params["W_h"] * 2.5
+    for lr in (1e-2, 1e6):
+        fps = rnndyn.find_fixed_points(
+            cell, params, jnp.zeros(3), key=jax.random.key(1), num_initial=256, learning_rate=lr
+        )
+        pts = np.asarray(fps.points)
+        conv = np.asarray(fps.converged)
+        assert conv.any()
+        assert np.all(np.abs(pts[conv]) <= 1.0)
+        # every converged point is a root of the float64 map
+        f64 = np.asarray(fps.certificate)[conv]
+        assert np.all(f64 < 1e-8)
+
+
+def test_lstm_bounds_hold_h_but_not_c():
+    lo, hi = rnndyn.LSTM(3).state_bounds()
+    np.testing.assert_array_equal(np.asarray(hi), [1, 1, 1, np.inf, np.inf, np.inf])
+    np.testing.assert_array_equal(np.asarray(lo), -np.asarray(hi))
+    with pytest.raises(ValueError, match="bounds"):
+        cells.from_function(lambda p, h, x: h, state_size=2, bounds=(1.0, -1.0))
+
+
+def test_deflation_reseeds_from_unstable_roots():
+    # all candidates start on the unstable root 0 of h = tanh(2h): the first round finds
+    # only 0; reseeding along its unstable direction finds ±r
+    cell, params = tanh_cell(2.0)
+    h0 = jnp.zeros((8, 1))
+    plain = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, deflation_rounds=0)
+    assert len(plain.keep_converged().merge_duplicates(1e-3)) == 1
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, deflation_rounds=2)
+    found = np.sort(np.asarray(fps.keep_converged().merge_duplicates(1e-3).points[:, 0]))
+    np.testing.assert_allclose(found, tanh_roots(2.0), atol=1e-5)
+    assert fps.stats["new_roots_round_1"] == 2
+
+
+def ring_cell(dt: float = 0.1):
+    """2-D ``h' = h + dt·h·(1 − |h|²)``: a ring of fixed points and an isolated origin."""
+    return cells.from_function(lambda p, h, x: h + dt * h * (1.0 - jnp.sum(h * h)), state_size=2)
+
+
+def test_ring_is_a_continuum_and_drop_outliers_keeps_the_origin():
+    angles = jnp.linspace(0, 2 * jnp.pi, 64, endpoint=False)
+    ring_starts = 1.2 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], 1)
+    h0 = jnp.concatenate([ring_starts, jnp.array([[0.1, 0.05], [-0.05, 0.1]])])
+    # no deflation: it would push the duplicate at the origin onto the ring
+    fps = rnndyn.find_fixed_points(ring_cell(), {}, jnp.zeros(1), h0, deflation_rounds=0)
+    status = np.asarray(fps.status)
+    radius = np.linalg.norm(np.asarray(fps.points), axis=1)
+    assert np.all(status[:64] == rnndyn.Status.CONTINUUM)
+    np.testing.assert_allclose(radius[:64], 1.0, atol=1e-4)
+    assert np.all(status[64:] == rnndyn.Status.CONVERGED)  # σ_min(J − I) = dt at 0
+    np.testing.assert_allclose(radius[64:], 0.0, atol=1e-5)
+    # before merging (duplicates of the origin) and after: the origin stays
+    for fp in (fps, fps.merge_duplicates(1e-3)):
+        kept = fp.drop_outliers(factor=3.0)
+        assert np.min(np.linalg.norm(np.asarray(kept.points), axis=1)) < 1e-5
+    # a stray non-root (status unknown) far from the ring is dropped
+    stray = _result(np.concatenate([np.asarray(fps.points[:64]), [[5.0, 5.0]]]), [0.0] * 65)
+    assert len(stray.drop_outliers(factor=3.0)) == 64
+
+
+def test_chunked_search_equals_unchunked():
+    cell = rnndyn.GRU(8)
+    params = cell.init(jax.random.key(3), 2)
+    params["W_h"] = params["W_h"] * 3.0
+    h0 = jax.random.uniform(jax.random.key(4), (40, 8), minval=-1, maxval=1)
+    whole = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0)
+    chunked = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, batch_size=16)
+    np.testing.assert_array_equal(np.asarray(whole.status), np.asarray(chunked.status))
+    np.testing.assert_allclose(whole.points, chunked.points, atol=1e-6)
+
+
+def test_float64_params_with_float32_states():
+    with jax.enable_x64(True):
+        cell, params = tanh_cell(2.0)
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+        h0 = jnp.array([[0.9], [-0.8]], jnp.float32)
+        fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1, jnp.float32), h0)
+        assert fps.points.dtype == jnp.float64  # promoted to the params' precision
+        np.testing.assert_allclose(np.abs(fps.points[:, 0]), tanh_roots(2.0)[2], atol=1e-10)
+
+
+def test_tolerances_and_equal_optimisers_do_not_recompile():
+    traces = []
+
+    def fn(p, h, x):
+        traces.append(1)  # runs only while JAX traces (compiles) the search
+        return jnp.tanh(2.0 * h)
+
+    cell = cells.from_function(fn, state_size=1)
+    h0 = jnp.array([[0.9], [-0.7]])
+    kw = dict(certify=False, deflation_rounds=0)
+    rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-8, **kw)
+    first = len(traces)
+    rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-10, learning_rate=0.05, **kw)
+    assert len(traces) == first
+    for _ in range(2):
+        rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, optimizer=optax.sgd(0.1), **kw)
+    second = len(traces)
+    assert second > first  # a different optimiser compiles once ...
+    rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, optimizer=optax.sgd(0.1), **kw)
+    assert len(traces) == second  # ... and an equal one reuses it
+
+
+MULTI_DEVICE = """
+import jax, jax.numpy as jnp, numpy as np, rnndyn
+assert jax.local_device_count() == 4
+cell = rnndyn.GRU(6)
+params = cell.init(jax.random.key(0), 2)
+params["W_h"] = params["W_h"] * 3.0
+h0 = jax.random.uniform(jax.random.key(1), (30, 6), minval=-1, maxval=1)
+fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, batch_size=12)
+assert len(fps.points.sharding.device_set) == 4, fps.points.sharding
+np.savez(OUT, points=np.asarray(fps.points), status=np.asarray(fps.status))
+"""
+
+
+def test_multi_device_sharding_matches_one_device(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "multi.npz"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")  # fmt: skip
+    code = MULTI_DEVICE.replace("OUT", repr(str(out)))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    cell = rnndyn.GRU(6)
+    params = cell.init(jax.random.key(0), 2)
+    params["W_h"] = params["W_h"] * 3.0
+    h0 = jax.random.uniform(jax.random.key(1), (30, 6), minval=-1, maxval=1)
+    one = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, batch_size=12)
+    multi = np.load(out)
+    np.testing.assert_array_equal(multi["status"], np.asarray(one.status))
+    np.testing.assert_allclose(multi["points"], np.asarray(one.points), atol=1e-5)

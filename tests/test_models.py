@@ -51,11 +51,21 @@ def test_padding_invariance(cell):
     np.testing.assert_array_equal(s2[:, 6:], jnp.broadcast_to(s1[:, -1:], (3, 10, s1.shape[-1])))
 
 
-def test_scan_matches_python_loop():
-    model = _model(cells.LSTM(4))
+@pytest.mark.parametrize("cell", [cells.Vanilla(4), cells.GRU(4), cells.LSTM(4), cells.UGRNN(4)])
+def test_scan_matches_python_loop(cell):
+    # The fused recurrences (input gates projected outside the scan) against the cells' own
+    # step function, one token at a time.
+    model = _model(cell)
     params = model.init(jax.random.key(2))
+    params["cell"] = jax.tree_util.tree_map(  # non-zero biases, so every term is exercised
+        lambda a: a + 0.3 * jax.random.normal(jax.random.key(7), a.shape), params["cell"]
+    )
     tokens, mask = _tokens(jax.random.key(3), 2, 7, [7, 4])
     logits, states = model.apply(params, tokens, mask, return_states=True)
+    np.testing.assert_allclose(
+        model.final_state(params, tokens, mask), states[:, -1], rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(model.apply(params, tokens, mask), logits, rtol=1e-5, atol=1e-6)
     for b in range(2):
         h = model.cell.initial_state()
         for t in range(int(mask[b].sum())):

@@ -234,3 +234,218 @@ def test_embedding_l2_decays_the_embedding_only():
         np.testing.assert_array_equal(leaf, 0.0)
     with pytest.raises(ValueError, match="embedding_l2"):
         TrainConfig(embedding_l2=-1.0)
+
+
+# --- divergence, keys, resume, malformed checkpoints ----------------------------------
+
+
+def test_divergence_stops_with_the_step_and_writes_no_checkpoint(tmp_path):
+    from rnndyn.train import TrainingDivergedError
+
+    data = tiny_sentiment(0, 64)
+    config = TrainConfig(
+        steps=20,
+        batch_size=32,
+        learning_rate=1e38,
+        clip_norm=None,
+        warmup_steps=0,
+        schedule="constant",
+        log_every=5,
+    )
+    kw = dict(key=jax.random.key(0), verbose=False)
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step \d+.*learning rate") as exc:
+        train(
+            _sentiment_model(),
+            data,
+            data,
+            **kw,
+            config=config,
+            checkpoint_dir=tmp_path / "ck",
+            save_every=1,
+        )
+    step = exc.value.step
+    assert isinstance(exc.value, RuntimeError) and "clip_norm=1.0" in str(exc.value)
+    assert 1 < step <= 5  # Adam moves each weight by ~lr per step: inf within a few steps
+    # Every checkpoint written was finite and from before the divergence.
+    ck = load_checkpoint(tmp_path / "ck")
+    assert (
+        json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["train_state"]["step"]
+        == step - 1
+    )
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(ck.params))
+    # The step named is the first bad one: a run of step - 1 steps (constant schedule, so
+    # the same updates) ends finite.
+    ok = train(_sentiment_model(), data, **kw, config=dataclasses.replace(config, steps=step - 1))
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(ok.params))
+
+
+def test_non_finite_params_are_refused(tmp_path):
+    model = _sentiment_model()
+    params = model.init(jax.random.key(0))
+    bad = jax.tree_util.tree_map(lambda a: a, params)
+    bad["readout"]["b"] = bad["readout"]["b"].at[1].set(np.nan)
+    data = tiny_sentiment(0, 8)
+    with pytest.raises(ValueError, match=r"params\['readout'\]\['b'\].*non-finite.*learning rate"):
+        evaluate(model, bad, data)
+    with pytest.raises(ValueError, match="non-finite"):
+        save_checkpoint(tmp_path / "c", model, bad, vocab=data.vocab, config=None)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("key", [0, None, np.zeros(2, np.float32), "seed"])
+def test_keys_that_are_not_prng_keys_are_rejected_by_name(key):
+    with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+        train(_sentiment_model(), tiny_sentiment(0, 8), key=key, config=FAST, verbose=False)
+
+
+def test_check_key_accepts_typed_and_raw_keys():
+    from rnndyn import _checks
+
+    _checks.check_key("key", jax.random.key(5))
+    _checks.check_key("key", jax.random.PRNGKey(5))  # legacy raw uint32 (2,)
+    with pytest.raises(ValueError, match="key must be a single PRNG key"):
+        _checks.check_key("key", jax.random.split(jax.random.key(0)))
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
+    import rnndyn.train as train_mod
+
+    data = tiny_sentiment(0, 200)
+    test = tiny_sentiment(1, 40)
+    config = TrainConfig(steps=30, batch_size=32, log_every=10, eval_every=10)
+    model = _sentiment_model(8)
+    kw = dict(key=jax.random.key(3), config=config, verbose=False)
+    full = train(model, data, test, **kw)
+
+    real_batch, calls = train_mod._batch, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C during step 25 (checkpoints at 7, 14, 21)
+        if kwargs.get("batch_size", args[2]) == 32 and len(args[1]) == 32:
+            calls.append(1)
+            if len(calls) == 25:
+                raise KeyboardInterrupt
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_batch", interrupted)
+    ck = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, test, **kw, checkpoint_dir=ck, save_every=7)
+    monkeypatch.setattr(train_mod, "_batch", real_batch)
+    saved = json.loads((ck / "checkpoint.json").read_text())["train_state"]
+    assert saved["step"] == 21 and len(saved["pending"]) == 1  # step 21 not yet logged
+    resumed = train(model, data, test, **kw, checkpoint_dir=ck, save_every=7, resume=True)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.params, full.params)
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, resumed.state.opt_state, full.state.opt_state
+    )
+    assert resumed.history == full.history
+    # A different run cannot resume this checkpoint.
+    with pytest.raises(ValueError, match="PRNG key differs"):
+        train(
+            model,
+            data,
+            test,
+            key=jax.random.key(4),
+            config=config,
+            verbose=False,
+            checkpoint_dir=ck,
+            resume=True,
+        )
+    with pytest.raises(ValueError, match="field 'config'"):
+        train(
+            model,
+            data,
+            test,
+            key=jax.random.key(3),
+            verbose=False,
+            checkpoint_dir=ck,
+            config=dataclasses.replace(config, learning_rate=0.5),
+            resume=True,
+        )
+
+
+def test_save_is_atomic_and_keeps_other_files(tmp_path, monkeypatch):
+    import flax.serialization
+
+    model = _sentiment_model()
+    data = tiny_sentiment(0, 4)
+    p0, p1 = model.init(jax.random.key(0)), model.init(jax.random.key(1))
+    path = tmp_path / "ck"
+    save_checkpoint(path, model, p0, vocab=data.vocab, config=None)
+    (path / "analysis.json").write_text("{}")
+    real = flax.serialization.to_bytes
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(flax.serialization, "to_bytes", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, p1, vocab=data.vocab, config=None)
+    monkeypatch.setattr(flax.serialization, "to_bytes", real)
+    got = load_checkpoint(path)  # the old checkpoint, whole
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got.params, p0)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ck"]  # no temporary left over
+    save_checkpoint(path, model, p1, vocab=data.vocab, config=None)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, load_checkpoint(path).params, p1)
+    assert (path / "analysis.json").read_text() == "{}"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ck"]
+
+
+def _edit_meta(path, fn):
+    meta = json.loads((path / "checkpoint.json").read_text())
+    fn(meta)
+    (path / "checkpoint.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("model"), "field 'model' is missing"),
+        (lambda m: m.update(model=None), "field 'model' must be an object"),
+        (lambda m: m["model"].pop("hidden_size"), "field 'model.hidden_size' is missing"),
+        (lambda m: m["model"].update(hidden_size="16"), "field 'model.hidden_size' must be int"),
+        (lambda m: m["model"].update(cell="rnn"), "field 'model': unknown cell"),
+        (lambda m: m.update(config="abc"), "field 'config' must be an object"),
+        (lambda m: m["config"].update(steps=-3), "field 'config': steps must be"),
+        (lambda m: m.update(vocab="abc"), "field 'vocab' must be a list"),
+        (lambda m: m.update(vocab=m["vocab"][:3]), "field 'vocab' has 3 words"),
+        (lambda m: m.update(metadata=[1]), "field 'metadata' must be an object"),
+    ],
+)
+def test_malformed_checkpoint_json_names_file_and_field(tmp_path, edit, message):
+    model = _sentiment_model()
+    path = tmp_path / "ck"
+    save_checkpoint(
+        path,
+        model,
+        model.init(jax.random.key(0)),
+        vocab=tiny_sentiment(0, 2).vocab,
+        config=TrainConfig(),
+    )
+    _edit_meta(path, edit)
+    with pytest.raises(ValueError, match="checkpoint.json: " + message.replace("(", r"\(")):
+        load_checkpoint(path)
+
+
+def test_truncated_and_nan_checkpoints_name_the_file(tmp_path):
+    import flax.serialization
+
+    model = _sentiment_model()
+    vocab = tiny_sentiment(0, 2).vocab
+    params = model.init(jax.random.key(0))
+    path = tmp_path / "ck"
+    save_checkpoint(path, model, params, vocab=vocab, config=None)
+    meta = (path / "checkpoint.json").read_text()
+    (path / "checkpoint.json").write_text(meta[: len(meta) // 2])
+    with pytest.raises(ValueError, match=r"checkpoint.json: not valid JSON.*truncated"):
+        load_checkpoint(path)
+    (path / "checkpoint.json").write_text(meta)
+    blob = (path / "params.msgpack").read_bytes()
+    (path / "params.msgpack").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match=r"params.msgpack: not a readable msgpack"):
+        load_checkpoint(path)
+    bad = jax.device_get(params)
+    bad["cell"] = jax.tree_util.tree_map(lambda a: np.full_like(a, np.nan), bad["cell"])
+    (path / "params.msgpack").write_bytes(flax.serialization.to_bytes(bad))
+    with pytest.raises(ValueError, match=r"params.msgpack: params\['cell'\].*non-finite"):
+        load_checkpoint(path)

@@ -10,9 +10,10 @@ Every source returns a :class:`Dataset` (padded int32 tokens, lengths, labels, v
 
 from rnndyn.data import synthetic, text
 from rnndyn.data.dataset import PAD, PAD_ID, UNK, UNK_ID, Dataset
+from rnndyn.data.local import load_local
 from rnndyn.data.synthetic import categorical, multilabel, ordered, sentiment
 from rnndyn.data.text import build_vocab, encode, tokenize
-from rnndyn.data.tfds_load import SUPPORTED, load, load_local
+from rnndyn.data.tfds_load import SUPPORTED, load
 
 __all__ = [
     "PAD",

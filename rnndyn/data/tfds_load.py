@@ -2,13 +2,12 @@
 
 :func:`load` reads a tfds dataset with ``tfds.data_source`` (array_record files, which
 work without TensorFlow), tokenises it with :func:`rnndyn.data.text.tokenize` and returns
-a :class:`Dataset`. :func:`load_local` does the same for a CSV or JSONL file of
-(text, label) rows, the route for the datasets tfds cannot build without TensorFlow.
+a :class:`Dataset`. :func:`rnndyn.data.load_local` does the same for local files, the
+route for the datasets tfds cannot build without TensorFlow.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -122,69 +121,6 @@ def load(
     return ds
 
 
-def load_local(
-    path: str | os.PathLike,
-    text_field: str = "text",
-    label_field: str = "label",
-    *,
-    class_names: Sequence[str] | None = None,
-    num_classes: int | None = None,
-    ordered: bool = False,
-    multilabel: bool = False,
-    label_offset: int = 0,
-    max_length: int = 400,
-    vocab_size: int = 20000,
-    min_count: int = 2,
-    vocab: Sequence[str] | None = None,
-) -> Dataset:
-    """Load a local CSV (with header) or JSONL file of (text, label) rows.
-
-    Labels are integers (minus ``label_offset``, e.g. 1 for 1-5 star ratings) or, when
-    ``class_names`` is given, either integers or the class names themselves. Without
-    ``class_names``, ``num_classes`` defaults to ``max label + 1``. The vocabulary is built
-    from this file unless ``vocab`` is given (pass the training set's for a test file).
-
-    With ``multilabel``, each label field holds a JSON list or a comma-separated string of
-    such labels (empty: none present) and the result has (B, L) {0, 1} labels, e.g. for
-    GoEmotions exported to JSONL.
-    """
-    path = Path(path)
-    _check_settings(max_length, vocab_size, min_count)
-    rows = _read_rows(path)
-    if not rows:
-        raise ValueError(f"{path} holds no rows; expected (text, label) records")
-    for field in (text_field, label_field):
-        if field not in rows[0]:
-            raise ValueError(f"{path} has no field {field!r}; fields are {sorted(rows[0])}")
-    names = tuple(class_names) if class_names is not None else None
-    if multilabel:
-        sets = [
-            [_local_label(v, names, label_offset, path) for v in _label_list(r[label_field])]
-            for r in rows
-        ]
-        c = (
-            len(names)
-            if names is not None
-            else num_classes or max(max(x, default=0) for x in sets) + 1
-        )
-        if any(v >= c for x in sets for v in x):
-            raise ValueError(f"{path}: a label is >= num_classes={c}")
-        labels = np.zeros((len(rows), c), np.int32)
-        for i, x in enumerate(sets):
-            labels[i, x] = 1
-    else:
-        labels = [_local_label(r[label_field], names, label_offset, path) for r in rows]
-        c = len(names) if names is not None else num_classes or max(labels) + 1
-        if c < 2:
-            raise ValueError(f"num_classes must be >= 2, got {c} (from {path})")
-    class_names = names or tuple(str(i) for i in range(c))
-    spec = _Spec((text_field,), label_field, c, class_names, ordered, multilabel=multilabel)
-    docs = [text_lib.tokenize(str(r[text_field] or "")) for r in rows]
-    if vocab is None:
-        vocab = text_lib.build_vocab(docs, vocab_size=vocab_size, min_count=min_count)
-    return _dataset(docs, labels, vocab, spec, max_length, str(path))
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -251,6 +187,31 @@ def _read_cache(path: Path, spec: _Spec, name: str, split: str) -> Dataset:
         )
 
 
+#: Hosts probed before a download: tfds's mirror bucket and the usual dataset hosts.
+PROBE_HOSTS = ("storage.googleapis.com", "huggingface.co")
+#: Seconds each connectivity probe may take.
+PROBE_TIMEOUT = 3.0
+
+
+def network_available(timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether a TCP connection to a public host opens within ``timeout`` seconds.
+
+    Behind an HTTP(S) proxy (``HTTPS_PROXY``/``HTTP_PROXY`` set) direct connections may be
+    blocked while downloads work, so the answer is then ``True`` without probing.
+    """
+    import socket
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return True
+    for host in PROBE_HOSTS:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _data_source(name: str, split: str, data_dir: Any, download: bool) -> Sequence[Any]:
     try:
         import tensorflow_datasets as tfds
@@ -262,10 +223,32 @@ def _data_source(name: str, split: str, data_dir: Any, download: bool) -> Sequen
     how = (
         "Without network access, prepare it on a connected machine with "
         "tfds.data_source(name, split=..., data_dir=DIR) (it writes array_record files), copy "
-        "DIR here and pass data_dir=DIR, or use rnndyn.data.load_local"
+        "DIR here and pass data_dir=DIR (CLI: --data-dir DIR), or export it to a CSV/JSONL "
+        "file and use rnndyn.data.load_local (CLI: --dataset FILE)"
     )
-    if not download and not tfds.builder(name, data_dir=data_dir).is_prepared():
-        raise RuntimeError(f"dataset {name!r} is not prepared in {where} and download=False. {how}")
+    try:  # a prepared (or mocked) copy: no download, no network
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as err:  # tfds raises several types for "not prepared"
+        try:
+            prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+        except Exception:  # noqa: BLE001 - an unknown config etc.: report the first error
+            prepared = True
+        if prepared:
+            raise RuntimeError(
+                f"could not read dataset {name!r} split {split!r} in {where} "
+                f"({type(err).__name__}: {' '.join(str(err).split())}). {how}"
+            ) from err
+        if not download:
+            raise RuntimeError(
+                f"dataset {name!r} is not prepared in {where} and downloads are off "
+                f"(download=False / --no-download). {how}"
+            ) from err
+    # tfds retries a failed download for minutes; find out in seconds instead.
+    if not network_available():
+        raise RuntimeError(
+            f"dataset {name!r} is not prepared in {where} and the network is unreachable "
+            f"(no connection to {', '.join(PROBE_HOSTS)} within {PROBE_TIMEOUT:g} s). {how}"
+        )
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=download)
     except Exception as err:  # tfds raises many types (ConnectionError, DownloadError, ...)
@@ -311,41 +294,6 @@ def _tfds_label(value: Any, spec: _Spec, name: str, i: int) -> int:
             f"{spec.label_offset}..{spec.label_offset + spec.num_classes - 1} "
             f"(unlabelled splits such as 'unsupervised' cannot be loaded)"
         )
-    return label
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise ValueError(f"path {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    raise ValueError(f"path {str(path)!r} must end in .csv, .jsonl or .json (JSON lines)")
-
-
-def _label_list(value: Any) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [value]
-
-
-def _local_label(value: Any, names: tuple[str, ...] | None, offset: int, path: Path) -> int:
-    if names is not None and str(value) in names:
-        return names.index(str(value))
-    try:
-        label = int(value) - offset
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"{path}: label {value!r} is neither an integer nor one of class_names {names}"
-        ) from err
-    if label < 0 or (names is not None and label >= len(names)):
-        raise ValueError(f"{path}: label {value!r} (minus offset {offset}) is out of range")
     return label
 
 
