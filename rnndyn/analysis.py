@@ -17,8 +17,8 @@ function returning its own record:
    a complex pair) and on the logits, against a bag-of-words model;
 7. ``linearized``: the linearised classifier's accuracy next to the full model's, with
    per-length and per-class diagnostics;
-8. ``word_inputs``: fixed points with a word as constant input and how they shift along
-   the readout;
+8. ``word_input_fixed_points``: fixed points with a word as constant input and how
+   they shift along the readout;
 9. ``words.predict_dimension``: the dimension predicted from word counts alone.
 
 ``Analysis`` composes the records (old attribute names remain as properties) and
