@@ -434,6 +434,8 @@ class Analysis:
             path = os.fspath(path)
             if big:
                 _atomic_write(_npz_path(path), lambda f: np.savez_compressed(f, **big), "wb")
+            elif os.path.exists(_npz_path(path)):  # a stale one from an earlier report
+                os.remove(_npz_path(path))
             _atomic_write(path, lambda f: f.write(text), "w")
         return text
 
