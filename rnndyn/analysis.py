@@ -133,8 +133,8 @@ class Spectra:
     """Eigenvalues of ``J_rec`` at the ``K`` kept points, slowest mode first.
 
     Attributes:
-      eigenvalues: ``(K, S)`` complex, in ``linearize.mode_order`` (clearly unstable
-        modes first, then by time constant, so stable modes are ordered by ``τ``).
+      eigenvalues: ``(K, S)`` complex, in ``linearize.mode_order`` (by ``|λ|``: growing
+        modes first, stable modes ordered by ``τ``, conjugate pairs adjacent).
       time_constants: ``(K, S)`` ``min(1 / |log|λ||, tau_max)`` in steps, same order.
       spectral_radius: ``(K,)`` ``max |λ|`` (``|λ1|``) per point.
       slow_modes: ``(K,)`` modes with ``| |λ| − 1 | <= slow_tol``.
@@ -546,16 +546,14 @@ def search_fixed_points(
     return found, kept, how
 
 
-def spectra(
-    lin: Linearization, *, slow_tol: float = 0.02, unstable_tol: float = 0.01
-) -> tuple[Spectra, Any]:
+def spectra(lin: Linearization, *, slow_tol: float = 0.02) -> tuple[Spectra, Any]:
     """Eigendecompositions at every point of ``lin``, slowest mode first.
 
     Returns the ``Spectra`` record and the sorted ``linearize.Eigen`` (for the stages
     that need eigenvectors).
     """
     eg = eig(lin.j_rec)
-    eg = sort_modes(eg, mode_order(eg.values, tol=unstable_tol, tau_max=TAU_MAX))
+    eg = sort_modes(eg, mode_order(eg.values))
     values = np.asarray(eg.values)
     score = (
         np.asarray(line_attractor_score(values))
@@ -1021,7 +1019,7 @@ def analyze(
     )  # fmt: skip
     log(f"{found.num_converged}/{len(found)} converged ({how}), {len(kept)} kept")
     lin = linearization(model.cell, params["cell"], kept.points, kept.inputs)
-    spec, eigen = spectra(lin, slow_tol=slow_tol, unstable_tol=reference_tol)
+    spec, eigen = spectra(lin, slow_tol=slow_tol)
     sel_full = run_network(
         model, params, train_data, sel_index, batch_size=batch_size, rng=rng
     ).logits
