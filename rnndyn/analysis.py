@@ -17,8 +17,8 @@ function returning its own record:
    a complex pair) and on the logits, against a bag-of-words model;
 7. ``linearized``: the linearised classifier's accuracy next to the full model's, with
    per-length and per-class diagnostics;
-8. ``word_inputs``: fixed points with a word as constant input and how they shift along
-   the readout;
+8. ``word_input_fixed_points``: fixed points with a word as constant input and how
+   they shift along the readout;
 9. ``words.predict_dimension``: the dimension predicted from word counts alone.
 
 ``Analysis`` composes the records (old attribute names remain as properties) and
@@ -133,8 +133,8 @@ class Spectra:
     """Eigenvalues of ``J_rec`` at the ``K`` kept points, slowest mode first.
 
     Attributes:
-      eigenvalues: ``(K, S)`` complex, in ``linearize.mode_order`` (clearly unstable
-        modes first, then by time constant, so stable modes are ordered by ``τ``).
+      eigenvalues: ``(K, S)`` complex, in ``linearize.mode_order`` (by ``|λ|``: growing
+        modes first, stable modes ordered by ``τ``, conjugate pairs adjacent).
       time_constants: ``(K, S)`` ``min(1 / |log|λ||, tau_max)`` in steps, same order.
       spectral_radius: ``(K,)`` ``max |λ|`` (``|λ1|``) per point.
       slow_modes: ``(K,)`` modes with ``| |λ| − 1 | <= slow_tol``.
@@ -188,9 +188,9 @@ class Geometry:
     Attributes:
       manifold_dimension: the ``d`` used for word effects and geometry (rule below).
       dimension_rule: how ``d`` was chosen: ``"given"``, ``"agree"`` (states and fixed
-        points need the same number of PCs), or a line giving both counts and which was
-        taken: the one nearer the median number of slow modes (the smaller if there
-        are none); see ``docs/analysis.md``.
+        points need the same number of PCs), or a line giving both counts and the
+        states' participation ratio; the count nearer it is taken (see
+        ``docs/analysis.md``).
       threshold: variance fraction of the PCA rule.
       fixed_point_dimension: ``manifold.Dimension`` of the fixed points.
       state_dimension: ``manifold.Dimension`` of the visited hidden states (``h``; for
@@ -434,6 +434,8 @@ class Analysis:
             path = os.fspath(path)
             if big:
                 _atomic_write(_npz_path(path), lambda f: np.savez_compressed(f, **big), "wb")
+            elif os.path.exists(_npz_path(path)):  # a stale one from an earlier report
+                os.remove(_npz_path(path))
             _atomic_write(path, lambda f: f.write(text), "w")
         return text
 
@@ -544,16 +546,14 @@ def search_fixed_points(
     return found, kept, how
 
 
-def spectra(
-    lin: Linearization, *, slow_tol: float = 0.02, unstable_tol: float = 0.01
-) -> tuple[Spectra, Any]:
+def spectra(lin: Linearization, *, slow_tol: float = 0.02) -> tuple[Spectra, Any]:
     """Eigendecompositions at every point of ``lin``, slowest mode first.
 
     Returns the ``Spectra`` record and the sorted ``linearize.Eigen`` (for the stages
     that need eigenvectors).
     """
     eg = eig(lin.j_rec)
-    eg = sort_modes(eg, mode_order(eg.values, tol=unstable_tol, tau_max=TAU_MAX))
+    eg = sort_modes(eg, mode_order(eg.values))
     values = np.asarray(eg.values)
     score = (
         np.asarray(line_attractor_score(values))
@@ -667,7 +667,6 @@ def geometry(
     threshold: float = 0.9,
     manifold_dim: int | None = None,
     neighbours: int | None = None,
-    slow_tol: float = 0.02,
 ) -> tuple[Geometry, Any]:
     """Dimension and geometry of the manifold; also returns the reference point's
     ``RealModes`` for the word-effect stage (top ``d`` modes, pairs closed)."""
@@ -679,8 +678,7 @@ def geometry(
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))
     out_pca = mf.pca(out_states.astype(np.float64))
     state_dim, fp_dim = mf.dimension(out_pca), mf.dimension(points)
-    slow = float(np.median(num_slow_modes(np.asarray(eigen.values), slow_tol)))
-    d, rule = _manifold_dimension(out_pca, points, threshold, slow)
+    d, rule = _manifold_dimension(out_pca, points, threshold)
     if manifold_dim is not None:
         d, rule = manifold_dim, "given"
     d = max(1, min(d, out_pca.components.shape[0], len(points) - 1))
@@ -720,30 +718,27 @@ def geometry(
     return record, modes
 
 
-def _manifold_dimension(
-    out_pca: mf.PCA, points: np.ndarray, threshold: float, slow: float
-) -> tuple[int, str]:
+def _manifold_dimension(out_pca: mf.PCA, points: np.ndarray, threshold: float) -> tuple[int, str]:
     """The default rule when the states' and the fixed points' PC counts disagree.
 
     The visited states include transients off the attractor (a document's first tokens,
-    input-driven excursions) that add components without adding memory; the fixed points
-    trace the attractor but can miss parts the search did not reach at a strict ``tol``.
-    The spectrum arbitrates: an attractor of dimension ``d`` has ``d`` eigenvalues near 1
-    at its points (METHODS §4), so of the two counts the one nearer the median number of
-    slow modes ``slow`` is taken (ties: the smaller). With no slow mode (no integrating
-    manifold) the smaller count is taken.
+    input-driven excursions) that add many small components without adding memory; the
+    fixed points trace the attractor but can miss parts the search did not reach at a
+    strict ``tol``. The states' participation ratio arbitrates: it counts directions of
+    comparable variance and discounts a tail of small ones, so of the two counts the one
+    nearer it is taken (ties: the smaller).
     """
     states_d = max(mf.num_components(out_pca, threshold), 1)
     points_d = max(mf.num_components(points, threshold), 1)
     if states_d == points_d:
         return states_d, "agree"
+    pr = mf.participation_ratio(out_pca)
     lo, hi = sorted((states_d, points_d))
-    if slow >= 1:
-        d = lo if abs(lo - slow) <= abs(hi - slow) else hi
-        why = f"nearer the median {slow:g} slow modes"
-    else:
-        d, why = lo, "no slow modes: the smaller"
-    return d, f"states {states_d} PCs, fixed points {points_d}; {why}"
+    d = lo if abs(lo - pr) <= abs(hi - pr) else hi
+    return d, (
+        f"states {states_d} PCs, fixed points {points_d}; the nearer the states' "
+        f"participation ratio {pr:.2f}"
+    )
 
 
 def word_effects(
@@ -1024,7 +1019,7 @@ def analyze(
     )  # fmt: skip
     log(f"{found.num_converged}/{len(found)} converged ({how}), {len(kept)} kept")
     lin = linearization(model.cell, params["cell"], kept.points, kept.inputs)
-    spec, eigen = spectra(lin, slow_tol=slow_tol, unstable_tol=reference_tol)
+    spec, eigen = spectra(lin, slow_tol=slow_tol)
     sel_full = run_network(
         model, params, train_data, sel_index, batch_size=batch_size, rng=rng
     ).logits
@@ -1037,7 +1032,7 @@ def analyze(
     points = np.asarray(kept.points, np.float64)
     geo, modes = geometry(
         model, params, points, eigen, run.visited, ref.index, key=k_pca, threshold=threshold,
-        manifold_dim=manifold_dim, neighbours=neighbours, slow_tol=slow_tol,
+        manifold_dim=manifold_dim, neighbours=neighbours,
     )  # fmt: skip
     effects, bow = word_effects(
         model, params, lin, modes, ref.index, train_data, bow_steps=bow_steps

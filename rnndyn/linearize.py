@@ -187,31 +187,25 @@ def _capped_tau(abs_lam: np.ndarray, tau_max: float) -> np.ndarray:
         return np.minimum(1.0 / np.abs(np.log(abs_lam)), tau_max)
 
 
-def mode_order(eigenvalues: Any, *, tol: float = 0.01, tau_max: float = TAU_MAX) -> np.ndarray:
-    """Order of the modes, slowest first, consistent with their time constants.
+def mode_order(eigenvalues: Any) -> np.ndarray:
+    """Order of the modes: by ``|λ|`` descending, conjugate pairs adjacent.
 
-    Rule: clearly unstable modes (``|λ| > 1 + tol``) come first, by ``|λ|`` descending
-    (they dominate the dynamics); all other modes follow by capped time constant
-    ``min(1 / |log|λ||, tau_max)`` descending, ties by ``|λ|`` descending, so among the
-    stable and marginal modes ``τ`` never increases along the order. A complex-conjugate
-    pair shares ``|λ|`` and stays adjacent, the member with positive imaginary part first.
+    Growing modes (``|λ| > 1``) come first, then the marginal and stable ones; among the
+    stable modes (``|λ| <= 1``) this is the order of the time constants
+    ``τ = 1 / |log|λ||``, descending. A mode just above 1 stays ahead of a stable one
+    with a longer ``τ``: on a line attractor that is usually the mode along the line
+    (``|λ1| = 1.0098`` in a trained UGRNN, whose word effects came out reversed when
+    a stable mode of ``|λ| = 0.995`` was put first). A complex-conjugate pair shares
+    ``|λ|`` and stays adjacent, the member with positive imaginary part first.
 
     Args:
       eigenvalues: ``(S,)`` or ``(K, S)`` real or complex.
-      tol: how far above 1 ``|λ|`` may be and still count as marginal.
-      tau_max: the cap on ``τ`` (steps).
 
     Returns:
       ``(S,)`` or ``(K, S)`` integer indices (``np.take_along_axis`` order).
     """
     lam = _host_values("eigenvalues", eigenvalues, (1, 2))
-    _checks.check_positive("tol", tol, allow_zero=True)
-    _checks.check_positive("tau_max", tau_max)
-    mod = np.abs(lam)
-    unstable = mod > 1.0 + tol
-    tau = _capped_tau(mod, tau_max)
-    # np.lexsort sorts by the last key first.
-    keys = (-lam.imag, -mod, np.where(unstable, -mod, -tau), ~unstable)
+    keys = (-lam.imag, -np.abs(lam))  # np.lexsort sorts by the last key first
     if lam.ndim == 1:
         return np.lexsort(keys)
     return np.stack([np.lexsort(tuple(k[i] for k in keys)) for i in range(lam.shape[0])])

@@ -304,14 +304,14 @@ def test_real_modes_close_the_conjugate_pair_and_give_the_exact_projector():
     np.testing.assert_allclose(full.right @ full.left, np.eye(4), atol=1e-4)
 
 
-def test_mode_order_puts_unstable_first_then_stable_by_tau():
+def test_mode_order_by_modulus_keeps_pairs_and_stable_modes_by_tau():
     lam = np.array([0.5, 1.0005, 0.999, 1.2, 0.9 + 0.1j, 0.9 - 0.1j, -0.9995])
-    order = linearize.mode_order(lam, tol=0.01)
-    tau = np.minimum(1 / np.abs(np.log(np.abs(lam))), linearize.TAU_MAX)
-    # 1.2 is clearly unstable (first); then τ: 0.9995 (2000), 1.0005 (2000: tie broken by
-    # |λ|), 0.999 (1000), the pair (≈ 9.0), 0.5 (1.44)
+    order = linearize.mode_order(lam)
+    # 1.2, 1.0005 (growing), then 0.9995 (τ 2000), 0.999 (τ 1000), the pair (+ first), 0.5
     np.testing.assert_array_equal(order, [3, 1, 6, 2, 4, 5, 0])
-    assert np.all(np.diff(tau[order][1:]) <= 0)
+    stable = order[np.abs(lam[order]) <= 1]
+    tau = 1 / np.abs(np.log(np.abs(lam[stable])))
+    assert np.all(np.diff(tau) <= 0)
     two = linearize.mode_order(np.stack([lam, lam[::-1]]))
     np.testing.assert_array_equal(lam[::-1][two[1]], lam[order])
 
