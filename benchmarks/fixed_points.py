@@ -14,7 +14,7 @@ ended as a slow point took (the budget spent on slow points), ``RSS GB`` the pro
 peak resident memory after the row.
 
     python benchmarks/fixed_points.py --quick     # N = 64, K = 256, GRU and LSTM (minutes)
-    python benchmarks/fixed_points.py             # + N = 256, K = 1024
+    python benchmarks/fixed_points.py             # + N = 256, K = 1024 (ours only)
     python benchmarks/fixed_points.py --scale     # + K = 65,536 in chunks of 4,096 (ours only)
 
 Needs the ``bench`` extra (``pip install -e ".[bench]"``) for the peer.
@@ -131,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N = 64, K = 256 only")
     ap.add_argument("--scale", action="store_true", help="add K = 65,536 (batch_size 4,096)")
+    ap.add_argument("--peer-all", action="store_true", help="run the peer at N = 256 too")
     ap.add_argument("--gain", type=float, default=3.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
@@ -143,7 +144,8 @@ def main() -> None:
     for n, k in sizes:
         for cell_name in ("gru", "lstm"):
             for seed in args.seeds if n == 64 else args.seeds[:1]:
-                row(cell_name, n, k, args.gain, seed)
+                # the peer's N = 256 rows take tens of minutes on a CPU
+                row(cell_name, n, k, args.gain, seed, with_peer=n == 64 or args.peer_all)
     if args.scale:
         row("gru", 64, 65536, args.gain, 0, with_peer=False, batch_size=4096)
 
