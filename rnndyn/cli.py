@@ -208,51 +208,59 @@ def build_parser() -> argparse.ArgumentParser:
         "from Python).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    a.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
-    a.add_argument(
+    _add_analysis_arguments(a)
+    _add_report_commands(sub, a)
+    return parser
+
+
+def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``rnndyn analyze`` and ``rnndyn report``."""
+    p.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
+    p.add_argument(
         "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
     )
-    a.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
-    a.add_argument(
+    p.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
+    p.add_argument(
         "--max-examples", type=int, default=1000, help="test examples analysed (random subset)"
     )
-    a.add_argument(
+    p.add_argument(
         "--num-initial", type=int, default=1024, help="initial states of the fixed-point search"
     )
-    a.add_argument(
+    p.add_argument(
         "--tol",
         type=float,
         default=None,
         help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2, i.e. a "
         "per-dimension speed |F(h) - h|^2 / S below 1e-8)",
     )
-    a.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
-    a.add_argument(
+    p.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
+    p.add_argument(
         "--threshold",
         type=float,
         default=0.9,
         help="variance fraction that defines the manifold dimension",
     )
-    a.add_argument(
+    p.add_argument(
         "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
     )
-    a.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
-    a.add_argument(
+    p.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
+    p.add_argument(
         "--no-download",
         action="store_true",
         help="never download: a tfds dataset must already be prepared in --data-dir",
     )
-    a.add_argument(
+    p.add_argument(
         "--data",
         default=None,
         metavar="PATH",
         help="analyse on this local .csv/.tsv/.jsonl file or class-folder directory (encoded "
         "with the checkpoint's vocabulary) instead of rebuilding the training data",
     )
-    _add_local_flags(a)
-    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    _add_report_commands(sub, a)
-    return parser
+    _add_local_flags(p)
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
+    )
 
 
 def _add_local_flags(group: Any) -> None:
@@ -541,16 +549,21 @@ def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
-def run_analyze(args: argparse.Namespace) -> int:
-    """``rnndyn analyze``: returns the exit status."""
+def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    """Checks, data, ``rnndyn.analyze`` and the JSON of ``analyze``/``report``.
+
+    Returns the checkpoint, the analysed data, the ``Analysis`` and the JSON path.
+    """
     import jax
 
     from rnndyn.analysis import analyze
     from rnndyn.train import check_writable, load_checkpoint
 
-    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
+    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps", "trajectories"))
     if not 0 < args.threshold <= 1:
         raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.tol is not None and not args.tol > 0:
+        raise ValueError(f"--tol must be > 0, got {args.tol}")
     _where(args.where)
     out = args.out or os.path.join(args.checkpoint, "analysis.json")
     ckpt = load_checkpoint(args.checkpoint)
@@ -568,7 +581,14 @@ def run_analyze(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         verbose=not args.quiet,
     )
-    result.to_json(out)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    result.to_json(out)  # atomic, with the big arrays in out + ".npz"
+    return ckpt, test_data, result, out
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """``rnndyn analyze``: returns the exit status."""
+    _, _, result, out = _run_analysis(args)
     print(result.summary())
     print(f"report: {out}")
     return 0
@@ -643,29 +663,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
         "summary table, settings) in the JSON's directory. Needs matplotlib.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    r.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
-    r.add_argument(
-        "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
-    )
-    r.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
-    r.add_argument("--max-examples", type=int, default=1000, help="test examples analysed")
-    r.add_argument("--num-initial", type=int, default=1024, help="initial states of the search")
-    r.add_argument(
-        "--tol",
-        type=float,
-        default=None,
-        help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2)",
-    )
-    r.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
-    r.add_argument(
-        "--threshold", type=float, default=0.9, help="variance fraction of the dimension"
-    )
-    r.add_argument(
-        "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
-    )
-    r.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
-    r.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
-    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_analysis_arguments(r)
     d = sub.add_parser(
         "demo",
         help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
@@ -681,74 +679,28 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _rebuild(args: argparse.Namespace) -> tuple[Any, Any, Any, argparse.Namespace]:
-    """The checkpoint and its train/test data, rebuilt from its training arguments."""
-    import jax
-
-    from rnndyn.train import load_checkpoint
-
-    ckpt = load_checkpoint(args.checkpoint)
-    train_args = ckpt.metadata.get("args")
-    if not train_args:
-        raise ValueError(
-            f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
-            "written by 'rnndyn train'); use rnndyn.report.write_report from Python"
-        )
-    defaults = vars(build_parser().parse_args(["train"]))
-    targs = argparse.Namespace(**{**defaults, **train_args})
-    for name in ("data_dir", "cache_dir"):
-        if getattr(args, name, None) is not None:
-            setattr(targs, name, getattr(args, name))
-    k_data, _ = jax.random.split(jax.random.key(targs.seed))
-    train_data, test_data = load_data(targs, k_data)
-    if tuple(train_data.vocab) != tuple(ckpt.vocab):
-        raise ValueError(
-            f"the rebuilt {targs.dataset!r} data do not have the checkpoint's vocabulary "
-            f"({len(train_data.vocab)} vs {len(ckpt.vocab)} words)"
-        )
-    return ckpt, train_data, test_data, targs
-
-
 def run_report(args: argparse.Namespace) -> int:
     """``rnndyn report`` / ``rnndyn analyze --figures``: returns the exit status."""
     import jax
 
-    from rnndyn.analysis import analyze
-
-    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps"))
-    if getattr(args, "trajectories", 1) < 1:
-        raise ValueError(f"--trajectories must be >= 1, got {args.trajectories}")
-    if not 0 < args.threshold <= 1:
-        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
-    if args.tol is not None and not args.tol > 0:
-        raise ValueError(f"--tol must be > 0, got {args.tol}")
     try:
         from rnndyn.report import write_report
     except ImportError as err:
         raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
-    ckpt, train_data, test_data, targs = _rebuild(args)
+    ckpt, test_data, result, out = _run_analysis(args)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not args.quiet:
+        print("[report] drawing the figures", file=sys.stderr, flush=True)
     analysis_settings = {
         k: getattr(args, k)
         for k in ("seed", "max_examples", "num_initial", "tol", "max_steps", "threshold")
     }
-    result = analyze(
-        ckpt,
-        test_data,
-        key=jax.random.key(args.seed),
-        train_data=train_data,
-        verbose=not args.quiet,
-        **{k: v for k, v in analysis_settings.items() if k != "seed"},
-    )
-    out = args.out or os.path.join(args.checkpoint, "analysis.json")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
-    result.to_json(out)  # atomic, with the big arrays in out + ".npz"
-    if not args.quiet:
-        print("[report] drawing the figures", file=sys.stderr, flush=True)
+    train_args = ckpt.metadata.get("args") or {}
+    training = {**vars(build_parser().parse_args(["train"])), **train_args}
     settings = {
         "checkpoint": os.path.abspath(args.checkpoint),
-        "training": {k: v for k, v in vars(targs).items() if k != "func"},
-        "analysis": analysis_settings,
+        "training": {k: v for k, v in training.items() if k != "func"},
+        "analysis": {**analysis_settings, "data": args.data or "the training data, rebuilt"},
         "slow points (figures only)": {"tol": 1e-5, "initial_states": 512, "max_steps": 3000},
     }
     written = write_report(
@@ -758,7 +710,7 @@ def run_report(args: argparse.Namespace) -> int:
         params=ckpt.params,
         data=test_data,
         settings=settings,
-        num_trajectories=getattr(args, "trajectories", 40),
+        num_trajectories=args.trajectories,
         key=jax.random.fold_in(jax.random.key(args.seed), 1),
     )
     print(result.summary())
