@@ -175,16 +175,59 @@ class _GatedCell(Cell):
         ones = jnp.ones((self.state_size,))
         return -ones, ones
 
-    def _preact(self, params: Params, h: Array, x: Array) -> Array:
-        return h @ params["W_h"] + x @ params["W_x"] + params["b"]
+    # One step is split into its two matrix products and an elementwise update, so that
+    # training (rnndyn._bptt) can run the products itself and back-propagate the update
+    # by hand: ``state' = _update(extras, x W_x + b, _recurrent(state) W_h, state)``.
+
+    def __call__(self, params: Params, state: Array, x: Array) -> Array:
+        gx = x @ params["W_x"] + params["b"]
+        gh = self._recurrent(state) @ params["W_h"]
+        return self._update(self._extras(params), gx, gh, state)
+
+    def _recurrent(self, state: Array) -> Array:
+        """The part of the state ``(..., S)`` that ``W_h`` multiplies, ``(..., N)``."""
+        return state
+
+    @staticmethod
+    def _extras(params: Params) -> Params:
+        """Parameters the elementwise update reads besides ``W_x``, ``W_h``, ``b``."""
+        return {k: v for k, v in params.items() if k not in ("W_x", "W_h", "b")}
+
+    def _update(self, extras: Params, gx: Array, gh: Array, state: Array) -> Array:
+        """New state from the input part ``gx`` and recurrent part ``gh`` ``(..., G*N)``
+        of the gate pre-activations."""
+        raise NotImplementedError
+
+    def _update_vjp(
+        self, extras: Params, gx: Array, gh: Array, state: Array, d_new: Array
+    ) -> tuple[Params, Array, Array, Array]:
+        """Cotangents of ``_update`` at ``(extras, gx, gh, state)`` for the new state's
+        cotangent ``d_new (..., S)``: ``(d_extras, d_gx, d_gh, d_state)``, written out so
+        that one fused elementwise pass computes them (autodiff of the gate slices pads
+        and re-evaluates the gates several times). ``d_extras`` are summed over leading
+        axes; ``d_state`` is the direct path only (not through ``gh``)."""
+        raise NotImplementedError
+
+
+def _sum_leading(x: Array) -> Array:
+    return x.reshape(-1, x.shape[-1]).sum(0)
+
+
+def _dsigmoid(s: Array) -> Array:
+    return s * (1.0 - s)
 
 
 @dataclasses.dataclass(frozen=True)
 class Vanilla(_GatedCell):
     """Vanilla RNN: ``h' = tanh(h W_h + x W_x + b)``. Biases start at zero."""
 
-    def __call__(self, params: Params, state: Array, x: Array) -> Array:
-        return jnp.tanh(self._preact(params, state, x))
+    def _update(self, extras, gx, gh, state):
+        return jnp.tanh(gx + gh)
+
+    def _update_vjp(self, extras, gx, gh, state, d_new):
+        new = jnp.tanh(gx + gh)
+        d_a = d_new * (1.0 - new * new)
+        return {}, d_a, d_a, jnp.zeros_like(state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,14 +252,25 @@ class GRU(_GatedCell):
         params["b_hn"] = jnp.zeros((self.hidden_size,))
         return params
 
-    def __call__(self, params: Params, state: Array, x: Array) -> Array:
+    def _gates(self, extras, gx, gh):
         n = self.hidden_size
-        gx = x @ params["W_x"] + params["b"]
-        gh = state @ params["W_h"]
         r = jax.nn.sigmoid(gx[..., :n] + gh[..., :n])
         z = jax.nn.sigmoid(gx[..., n : 2 * n] + gh[..., n : 2 * n])
-        cand = jnp.tanh(gx[..., 2 * n :] + r * (gh[..., 2 * n :] + params["b_hn"]))
+        hn = gh[..., 2 * n :] + extras["b_hn"]
+        return r, z, hn, jnp.tanh(gx[..., 2 * n :] + r * hn)
+
+    def _update(self, extras, gx, gh, state):
+        _, z, _, cand = self._gates(extras, gx, gh)
         return (1.0 - z) * cand + z * state
+
+    def _update_vjp(self, extras, gx, gh, state, d_new):
+        r, z, hn, cand = self._gates(extras, gx, gh)
+        d_n = d_new * (1.0 - z) * (1.0 - cand * cand)
+        d_z = d_new * (state - cand) * _dsigmoid(z)
+        d_r = d_n * hn * _dsigmoid(r)
+        d_gx = jnp.concatenate([d_r, d_z, d_n], axis=-1)
+        d_gh = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)
+        return {"b_hn": _sum_leading(d_n * r)}, d_gx, d_gh, d_new * z
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,16 +307,36 @@ class LSTM(_GatedCell):
         upper = jnp.concatenate([jnp.ones((n,)), jnp.full((n,), jnp.inf)])
         return -upper, upper
 
-    def __call__(self, params: Params, state: Array, x: Array) -> Array:
+    def _recurrent(self, state: Array) -> Array:
+        return state[..., : self.hidden_size]
+
+    def _gates(self, gx, gh):
         n = self.hidden_size
-        h, c = state[..., :n], state[..., n:]
-        a = self._preact(params, h, x)
+        a = gx + gh
         i = jax.nn.sigmoid(a[..., :n])
         f = jax.nn.sigmoid(a[..., n : 2 * n])
         g = jnp.tanh(a[..., 2 * n : 3 * n])
         o = jax.nn.sigmoid(a[..., 3 * n :])
-        c_new = f * c + i * g
+        return i, f, g, o
+
+    def _update(self, extras, gx, gh, state):
+        i, f, g, o = self._gates(gx, gh)
+        c_new = f * state[..., self.hidden_size :] + i * g
         return jnp.concatenate([o * jnp.tanh(c_new), c_new], axis=-1)
+
+    def _update_vjp(self, extras, gx, gh, state, d_new):
+        n = self.hidden_size
+        i, f, g, o = self._gates(gx, gh)
+        c = state[..., n:]
+        tc = jnp.tanh(f * c + i * g)
+        d_h, d_c = d_new[..., :n], d_new[..., n:]
+        d_c = d_c + d_h * o * (1.0 - tc * tc)
+        d_a = jnp.concatenate(
+            [d_c * g * _dsigmoid(i), d_c * c * _dsigmoid(f), d_c * i * (1.0 - g * g),
+             d_h * tc * _dsigmoid(o)],
+            axis=-1,
+        )  # fmt: skip
+        return {}, d_a, d_a, jnp.concatenate([jnp.zeros_like(d_h), d_c * f], axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,12 +359,21 @@ class UGRNN(_GatedCell):
         n = self.hidden_size
         return jnp.zeros((2 * n,)).at[n:].set(1.0)
 
-    def __call__(self, params: Params, state: Array, x: Array) -> Array:
+    def _gates(self, gx, gh):
         n = self.hidden_size
-        a = self._preact(params, state, x)
-        cand = jnp.tanh(a[..., :n])
-        g = jax.nn.sigmoid(a[..., n:])
+        a = gx + gh
+        return jnp.tanh(a[..., :n]), jax.nn.sigmoid(a[..., n:])
+
+    def _update(self, extras, gx, gh, state):
+        cand, g = self._gates(gx, gh)
         return g * state + (1.0 - g) * cand
+
+    def _update_vjp(self, extras, gx, gh, state, d_new):
+        cand, g = self._gates(gx, gh)
+        d_cand = d_new * (1.0 - g) * (1.0 - cand * cand)
+        d_g = d_new * (state - cand) * _dsigmoid(g)
+        d_a = jnp.concatenate([d_cand, d_g], axis=-1)
+        return {}, d_a, d_a, d_new * g
 
 
 def _generic_check(cell: Cell, params: Params, state_size: int, input_size: int) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from rnndyn import _checks
+from rnndyn import _bptt, _checks
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla
 
 Array = jax.Array
@@ -102,11 +102,13 @@ def _final_state(model: Classifier, params: Params, tokens: Array, lengths: Arra
     """State after token ``lengths[b]`` of each row ``(B, S)`` (the initial state where
     ``lengths`` is 0), for left-aligned tokens.
 
-    No masking inside the scan: every row runs all T steps and the state at its last real
-    token is picked afterwards (as flax's ``nn.RNN`` does with ``seq_lengths``). Per-step
-    selects cost more than the extra steps and the stored states, forward and backward.
-    The values are those of ``_states`` bit for bit.
+    Built-in cells go through ``rnndyn._bptt.final_state`` (hand-written
+    back-propagation through time: the fast training path, reverse mode only). Other
+    cells run every row for all T steps without masking and pick the state at its last
+    real token afterwards (as flax's ``nn.RNN`` does with ``seq_lengths``).
     """
+    if type(model.cell) in _BATCHED_CELLS:
+        return _bptt.final_state(model.cell, params["cell"], params["embedding"], tokens, lengths)
     cell_step = _batched_step(model, params)
     xs = jnp.swapaxes(params["embedding"][tokens], 0, 1)  # (T, B, E)
 
@@ -205,9 +207,11 @@ class Classifier:
         """States after the last real token of each row, ``(B, S)``, for left-aligned
         ``tokens (B, T)`` whose first ``lengths (B,)`` entries are real (the rest padding).
 
-        Equal to ``states(params, tokens, mask)[:, -1]`` for the padding mask
-        ``arange(T) < lengths``, and faster (no per-step masking, no returned sequence):
-        the path used for training.
+        Equal (to float rounding) to ``states(params, tokens, mask)[:, -1]`` for the
+        padding mask ``arange(T) < lengths``, and faster: the path used for training.
+        For the built-in cells its gradient is hand-written (``rnndyn._bptt``), so it
+        supports reverse-mode differentiation only; use ``states`` for ``jax.jvp`` or
+        ``jax.jacfwd``.
         """
         tokens, _ = self._checked(tokens, jnp.ones(jnp.shape(tokens), bool))
         lengths = jnp.asarray(lengths)

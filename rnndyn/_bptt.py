@@ -1,0 +1,124 @@
+"""Back-propagation through time, written out, for the built-in cells (the training path).
+
+``final_state(cell, params, embedding, tokens, lengths)`` runs a built-in cell over
+embedded tokens and returns the state after each row's last real token; its gradient is
+a hand-written backward scan (``jax.custom_vjp``) instead of JAX's transpose of the
+forward scan. What that buys on a CPU, per time step (issue 9, ``benchmarks/train.py``):
+
+- the input projection ``x W_x + b`` is computed once per vocabulary row (the batch's
+  distinct tokens, at most ``T * B`` of them) instead of once per token, and its
+  gradients are scatter-added into that table inside the loop: no per-step ``dW_x``,
+  ``dx`` or ``x W_x`` matrix products, and no ``(T, B, G*N)`` cotangent buffer;
+- the gates' backward is one elementwise pass (``cell._update_vjp``) instead of one
+  per gate slice;
+- the inputs of the next step are gathered at the end of the current one, into the
+  loop carry: XLA:CPU runs a gather or dynamic slice that is fused into the elementwise
+  update several times slower than a separate one.
+
+Shapes: ``B`` batch, ``T`` time, ``V`` vocabulary, ``E`` embedding, ``S`` state,
+``N`` hidden, ``G*N`` gate pre-activations. Reverse mode only (``jax.grad``,
+``jax.vjp``); forward mode (``jax.jvp``, ``jax.jacfwd``) goes through the generic scan
+(``Classifier.states``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Array = jax.Array
+
+
+def _fetch(arrays: tuple[Array, ...], t: Array) -> tuple[Array, ...]:
+    return tuple(lax.dynamic_index_in_dim(a, t, keepdims=False) for a in arrays)
+
+
+def _vocab_rows(tokens: Array, vocab_size: int) -> tuple[Array | None, Array]:
+    """Rows of the embedding the batch reads, and the tokens re-indexed into them.
+
+    The whole vocabulary when it is no larger than the batch (``V <= T * B``); else the
+    batch's distinct tokens (padded to ``T * B``), so the projection never costs more
+    than projecting every token.
+    """
+    if vocab_size <= tokens.size:
+        return None, tokens
+    ids, local = jnp.unique(tokens, size=tokens.size, fill_value=0, return_inverse=True)
+    return ids, local.reshape(tokens.shape)
+
+
+def _forward(cell, params, embedding, tokens, lengths):
+    ids, local = _vocab_rows(tokens, embedding.shape[0])
+    rows = embedding if ids is None else embedding[ids]
+    table = rows @ params["W_x"] + params["b"]  # (U, G*N)
+    extras = cell._extras(params)
+    tok = local.T  # (T, B)
+    steps, batch = tok.shape
+    dtype = jnp.result_type(table, params["W_h"])
+    h0 = cell.initial_state((batch,)).astype(dtype)
+
+    def step(carry, t):
+        state, gx = carry
+        gh = cell._recurrent(state) @ params["W_h"]
+        state = cell._update(extras, gx, gh, state)
+        (tok_next,) = _fetch((tok,), jnp.minimum(t + 1, steps - 1))
+        return (state, table[tok_next]), (state, gh)
+
+    _, (hs, ghs) = lax.scan(step, (h0, table[tok[0]]), jnp.arange(steps))
+    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(batch)]
+    final = jnp.where((lengths > 0)[:, None], last, h0)
+    return final, (params, embedding, ids, tok, lengths, table, hs, ghs)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def final_state(cell: Any, params: Any, embedding: Array, tokens: Array, lengths: Array) -> Array:
+    """State after token ``lengths[b]`` of each row, ``(B, S)`` (the initial state where
+    ``lengths`` is 0), for a built-in ``cell`` reading ``embedding[tokens]``.
+
+    Args:
+      cell: a built-in cell (``Vanilla``, ``GRU``, ``LSTM``, ``UGRNN``).
+      params: its parameters.
+      embedding: ``(V, E)``.
+      tokens: ``(B, T)`` integer ids in ``[0, V)``, left-aligned.
+      lengths: ``(B,)`` real tokens per row, in ``[0, T]``.
+    """
+    return _forward(cell, params, embedding, tokens, lengths)[0]
+
+
+def _backward(cell, residuals, d_final):
+    params, embedding, ids, tok, lengths, table, hs, ghs = residuals
+    extras = cell._extras(params)
+    steps = tok.shape[0]
+    w_h = params["W_h"]
+    h0 = jnp.zeros_like(hs[0])
+
+    def step(carry, t):
+        d_state, d_extras, d_wh, d_table, (tok_t, gh, prev) = carry
+        prev = jnp.where(t == 0, h0, prev)  # the state before step t
+        d_state = d_state + jnp.where((lengths - 1 == t)[:, None], d_final, 0.0)
+        d_ex, d_gx, d_gh, d_direct = cell._update_vjp(extras, table[tok_t], gh, prev, d_state)
+        recurrent, to_state = jax.vjp(cell._recurrent, prev)
+        d_state = d_direct + to_state(d_gh @ w_h.T)[0]
+        d_extras = jax.tree.map(jnp.add, d_extras, d_ex)
+        d_wh = d_wh + recurrent.T @ d_gh
+        d_table = d_table.at[tok_t].add(d_gx)
+        # The inputs of step t - 1: its token and gh, and the state before it.
+        nxt = _fetch((tok, ghs), jnp.maximum(t - 1, 0)) + _fetch((hs,), jnp.maximum(t - 2, 0))
+        return (d_state, d_extras, d_wh, d_table, nxt), None
+
+    first = _fetch((tok, ghs), steps - 1) + _fetch((hs,), max(steps - 2, 0))
+    zeros = jax.tree.map(jnp.zeros_like, (h0, extras, w_h, table))
+    (_, d_extras, d_wh, d_table, _), _ = lax.scan(
+        step, (*zeros, first), jnp.arange(steps), reverse=True
+    )
+    rows = embedding if ids is None else embedding[ids]
+    d_params = dict(d_extras, W_h=d_wh, W_x=rows.T @ d_table, b=d_table.sum(0))
+    d_rows = d_table @ params["W_x"].T
+    d_embedding = d_rows if ids is None else jnp.zeros_like(embedding).at[ids].add(d_rows)
+    return d_params, d_embedding, None, None
+
+
+final_state.defvjp(_forward, _backward)
