@@ -1,4 +1,4 @@
-"""Linearisation of a cell around fixed points.
+"""Linearisation of a cell around fixed points, and along a trajectory.
 
 Around ``(h*, x*)``::
 
@@ -6,7 +6,8 @@ Around ``(h*, x*)``::
 
 with ``J_rec = ∂F/∂h`` ``(S, S)`` and ``J_inp = ∂F/∂x`` ``(S, M)``. ``eig`` splits
 ``J_rec = R diag(λ) L`` into right eigenvectors (columns of ``R``) and left eigenvectors
-(rows of ``L``) with ``L R = I``.
+(rows of ``L``) with ``L R = I``. ``run_trajectory`` expands instead around the
+network's own trajectory under the constant input ``x*`` (first order in ``x_t − x*``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "num_slow_modes",
     "real_modes",
     "run_linearized",
+    "run_trajectory",
     "simulate_linear",
     "sort_modes",
     "time_constants",
@@ -499,3 +501,86 @@ def _run_linearized(lin, state0, xs, mask, switch):
         return jax.lax.scan(step, h0, (x_seq, m_seq))[1]
 
     return jax.vmap(one)(state0, xs, mask)
+
+
+def run_trajectory(
+    cell: Cell,
+    params: Any,
+    input_star: Array,
+    xs: Array,
+    mask: Array | None = None,
+    *,
+    state0: Array | None = None,
+) -> Array:
+    """Dynamics linearised along the nominal trajectory under the constant input ``x*``.
+
+    The nominal trajectory starts at ``state0`` and reads ``x*`` at every step,
+    ``h̄_k = F(h̄_{k−1}, x*)``; an input sequence is followed to first order in its
+    deviation from it::
+
+        h_t = h̄_n + Δ_t,   Δ_t = J_rec(h̄_{n−1}) Δ_{t−1} + J_inp(h̄_{n−1}) (x_t − x*)
+
+    with ``n`` the number of real steps so far and the Jacobians taken at ``(h̄_{n−1},
+    x*)`` (computed as Jacobian-vector products, never stored). Where the nominal
+    trajectory has settled on a fixed point this is the fixed-point linearisation
+    around it (``run_linearized``); before that it also covers the transient from the
+    initial state, which no single expansion point describes (an LSTM starts at
+    ``(h, c) = 0``, far from its fixed points). Exact for the sequence ``x* x* ...``.
+
+    Args:
+      cell, params: the cell.
+      input_star: ``(M,)`` expansion input ``x*``.
+      xs: ``(B, T, M)`` inputs (e.g. embedded tokens).
+      mask: optional ``(B, T)`` bool, True at real steps; other steps keep the state.
+      state0: ``(S,)`` start of the nominal trajectory and of every sequence
+        (default ``cell.initial_state()``).
+
+    Returns:
+      ``(B, T, S)`` states after each step.
+    """
+    xs = _checks.as_array("xs", xs)
+    x_star = _checks.as_array("input_star", input_star)
+    if xs.ndim != 3 or x_star.shape != xs.shape[-1:]:
+        raise ValueError(
+            f"xs must have shape (B, T, M) and input_star (M,), got {tuple(xs.shape)} and "
+            f"{tuple(x_star.shape)}"
+        )
+    b, t = xs.shape[:2]
+    state0 = cell.initial_state() if state0 is None else _checks.as_array("state0", state0)
+    if state0.ndim != 1:
+        raise ValueError(f"state0 must be one state (S,), got shape {tuple(state0.shape)}")
+    validate(cell, params, state0.shape[0], x_star.shape[0], "state0", "input_star")
+    mask = jnp.ones((b, t), bool) if mask is None else jnp.asarray(mask)
+    if mask.shape != (b, t):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}; expected ({b}, {t}) like xs")
+    dtype = jnp.result_type(state0, xs, x_star)
+    return _run_trajectory(
+        cell, params, x_star.astype(dtype), xs.astype(dtype), mask.astype(bool),
+        state0.astype(dtype),
+    )  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_trajectory(cell, params, x_star, xs, mask, state0):
+    def f(h, x):
+        return cell(params, h, x)
+
+    def nominal_step(h, _):
+        h = f(h, x_star)
+        return h, h
+
+    _, after = jax.lax.scan(nominal_step, state0, None, length=xs.shape[1])
+    nominal = jnp.concatenate([state0[None], after])  # (T + 1, S): h̄_0 ... h̄_T
+
+    def one(x_seq, m_seq):
+        def step(carry, inp):
+            delta, n = carry
+            x, m = inp
+            _, new = jax.jvp(f, (nominal[n], x_star), (delta, x - x_star))
+            delta, n = jnp.where(m, new, delta), jnp.where(m, n + 1, n)
+            return (delta, n), nominal[n] + delta
+
+        zero = (jnp.zeros_like(state0), jnp.zeros((), jnp.int32))
+        return jax.lax.scan(step, zero, (x_seq, m_seq))[1]
+
+    return jax.vmap(one)(xs, mask)

@@ -337,3 +337,77 @@ def test_real_modes_errors():
         linearize.real_modes(eg, 4)
     with pytest.raises(ValueError, match="one decomposition"):
         linearize.real_modes(linearize.Eigen(np.ones((2, 3)), np.eye(3), np.eye(3)), 1)
+
+
+def _nonlinear_run(cell, params, xs, mask, state0):
+    """The network itself, one step at a time (independent of the linearisation)."""
+    out = np.zeros(xs.shape[:2] + state0.shape)
+    for b in range(xs.shape[0]):
+        h = state0
+        for t in range(xs.shape[1]):
+            if mask[b, t]:
+                h = cell(params, h, xs[b, t])
+            out[b, t] = h
+    return out
+
+
+def test_run_trajectory_is_exact_on_the_nominal_input_and_for_an_affine_cell():
+    cell = cells.LSTM(N)
+    params = cell.init(jax.random.key(0), M)
+    x_star = 0.3 * jax.random.normal(jax.random.key(1), (M,))
+    h0 = cell.initial_state()
+    mask = np.ones((1, 7), bool)
+    nominal = jnp.broadcast_to(x_star, (1, 7, M))
+    got = linearize.run_trajectory(cell, params, x_star, nominal, mask)
+    np.testing.assert_allclose(got, _nonlinear_run(cell, params, nominal, mask, h0), atol=1e-6)
+    # an affine cell is its own linearisation: exact for any input and any start
+    a = 0.4 * jax.random.normal(jax.random.key(2), (N, N))
+    bmat = jax.random.normal(jax.random.key(3), (N, M))
+    affine = cells.from_function(lambda p, h, x: p[0] @ h + p[1] @ x + 0.1, state_size=N)
+    xs = jax.random.normal(jax.random.key(4), (3, 5, M))
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 1, 1, 0]], bool)
+    start = jnp.full((N,), 0.2)
+    got = linearize.run_trajectory(affine, (a, bmat), x_star, xs, mask, state0=start)
+    np.testing.assert_allclose(got, _nonlinear_run(affine, (a, bmat), xs, mask, start), atol=1e-5)
+
+
+def test_run_trajectory_error_is_second_order_and_matches_the_fixed_point_model():
+    with jax.enable_x64(True):
+        cell = cells.GRU(N)
+        params = jax.tree_util.tree_map(
+            lambda v: jnp.asarray(v, jnp.float64), cell.init(jax.random.key(5), M)
+        )
+        x_star = jnp.zeros((M,), jnp.float64)
+        u = jax.random.normal(jax.random.key(6), (2, 6, M), jnp.float64)
+        mask = np.ones((2, 6), bool)
+        h0 = 0.3 * jnp.ones((N,), jnp.float64)  # not a fixed point: a transient first
+        errors = []
+        for eps in (1e-2, 5e-3):
+            xs = x_star + eps * u
+            exact = _nonlinear_run(cell, params, xs, mask, h0)
+            lin = linearize.run_trajectory(cell, params, x_star, xs, mask, state0=h0)
+            errors.append(np.abs(np.asarray(lin) - exact).max())
+        assert errors[1] > 0 and 3.5 < errors[0] / errors[1] < 4.5  # O(eps^2)
+        # Started at a fixed point the nominal trajectory stays there: the fixed-point
+        # linearisation (explicit Jacobian matrices) is the same model.
+        star = rnndyn.find_fixed_points(
+            cell, params, x_star, jnp.zeros((1, N), jnp.float64), key=jax.random.key(0),
+            tol=1e-20,
+        ).points[0]  # fmt: skip
+        xs = x_star + 0.1 * u
+        lin = linearize.linearization(cell, params, star[None], x_star[None])
+        want = linearize.run_linearized(lin, star, xs, mask)
+        got = linearize.run_trajectory(cell, params, x_star, xs, mask, state0=star)
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_run_trajectory_errors():
+    cell = cells.GRU(N)
+    params = cell.init(jax.random.key(0), M)
+    xs = jnp.zeros((2, 3, M))
+    with pytest.raises(ValueError, match="input_star"):
+        linearize.run_trajectory(cell, params, jnp.zeros((M + 1,)), xs)
+    with pytest.raises(ValueError, match="mask"):
+        linearize.run_trajectory(cell, params, jnp.zeros((M,)), xs, np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match="state0"):
+        linearize.run_trajectory(cell, params, jnp.zeros((M,)), xs, state0=jnp.zeros((2, N)))
