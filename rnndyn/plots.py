@@ -711,6 +711,7 @@ def plot_linearized_accuracy(
     full: float,
     initial: float,
     nearest: float | None = None,
+    trajectory: float | None = None,
     *,
     by_length: Mapping[str, Any] | None = None,
     title: str | None = None,
@@ -718,10 +719,12 @@ def plot_linearized_accuracy(
     """Accuracy of the full network next to its linearisations.
 
     Args:
-      full, initial, nearest: overall accuracies (full network; linearised around one
-        reference fixed point near the initial state; piecewise around the nearest point).
+      full, initial, nearest, trajectory: overall accuracies (full network; linearised
+        around one reference fixed point near the initial state; piecewise around the
+        nearest point; along the trajectory from the initial state under ``x*``).
       by_length: optional ``{"length": (B,) bin centres, "full": (B,), "initial": (B,),
-        "nearest": (B,)}`` accuracies per document-length bin; then a line plot.
+        "nearest": (B,), "trajectory": (B,)}`` accuracies per document-length bin (any of
+        the models may be missing); then a line plot.
       title: optional title.
 
     Returns:
@@ -734,10 +737,11 @@ def plot_linearized_accuracy(
         "full": "full network",
         "initial": "linearised (reference point)",
         "nearest": "linearised (nearest point)",
+        "trajectory": "linearised (trajectory)",
     }
     if by_length is not None:
         x = np.asarray(by_length["length"], np.float64)
-        for i, key in enumerate(("full", "initial", "nearest")):
+        for i, key in enumerate(("full", "initial", "nearest", "trajectory")):
             if key in by_length and by_length[key] is not None:
                 (ln,) = ax.plot(
                     x, np.asarray(by_length[key]), "o-", color=_color(i), ms=3, label=names[key]
@@ -746,9 +750,9 @@ def plot_linearized_accuracy(
         ax.set_xlabel("document length (tokens)")
         ax.legend(fontsize=7, frameon=False)
     else:
-        vals = [("full", full), ("initial", initial)]
-        if nearest is not None:
-            vals.append(("nearest", nearest))
+        vals = [("full", full), ("initial", initial), ("nearest", nearest)]
+        vals += [("trajectory", trajectory)]
+        vals = [(k, v) for k, v in vals if v is not None]
         bars = ax.bar(
             range(len(vals)), [v for _, v in vals], color=[_color(i) for i in range(len(vals))]
         )
@@ -816,6 +820,7 @@ def parts(analysis: Any, *, right_vectors: Any = None, readout_state: Any = None
             "full": float(lin.full),
             "initial": float(lin.initial),
             "nearest": float(lin.nearest),
+            "trajectory": _optional_float(getattr(lin, "trajectory", None)),
             "by_length": _by_length(lin),
         },
         "num_classes": int(model.get("num_classes", np.asarray(analysis.readout).shape[0])),
@@ -836,7 +841,14 @@ def _by_length(lin: Any) -> dict | None:
         "length": ((edges[:-1] + edges[1:]) / 2)[keep],
         "full": np.asarray(lin.length_full)[keep],
         "initial": np.asarray(lin.length_linearized)[keep],
+        "trajectory": None
+        if getattr(lin, "length_trajectory", None) is None
+        else np.asarray(lin.length_trajectory)[keep],
     }
+
+
+def _optional_float(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def figures(
@@ -922,6 +934,10 @@ def figures(
         out["simplex"] = plot_simplex(pts, w, class_names=class_names)
     acc = p["accuracy"]
     out["linearized_accuracy"] = plot_linearized_accuracy(
-        acc["full"], acc["initial"], acc["nearest"], by_length=acc["by_length"]
+        acc["full"],
+        acc["initial"],
+        acc["nearest"],
+        acc["trajectory"],
+        by_length=acc["by_length"],
     )
     return out

@@ -162,6 +162,7 @@ def summary_rows(analysis: Any) -> list[tuple[str, str]]:
         ("accuracy: full network", f"{lin.full:.4f}"),
         ("accuracy: linearised around the initial point", f"{lin.initial:.4f}"),
         ("accuracy: linearised around the nearest point", f"{lin.nearest:.4f}"),
+        ("accuracy: linearised along the trajectory under x*", f"{lin.trajectory:.4f}"),
         ("distance from h0 to the reference fixed point", f"{a.reference_distance:.3g}"),
         ("analysis time (s)", f"{a.seconds:.1f}"),
     ]  # fmt: skip

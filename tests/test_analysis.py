@@ -163,6 +163,9 @@ def test_linearized_diagnostics_are_exact_for_an_affine_cell():
     low = lengths < edges[1]
     assert acc.length_counts.tolist() == [low.sum(), (~low).sum()]
     np.testing.assert_allclose(acc.length_linearized, [hit[low].mean(), hit[~low].mean()])
+    # the trajectory model is exact for an affine cell too
+    assert acc.trajectory == pytest.approx(hit.mean()) and acc.trajectory_agreement == 1.0
+    np.testing.assert_allclose(acc.length_trajectory, acc.length_linearized)
 
 
 def test_word_inputs_shift_matches_the_affine_fixed_point():
@@ -265,6 +268,14 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, ca
     back = Analysis.from_json(tmp_path / "a.json")
     _assert_same_tree(a, back)
     assert back.summary() == a.summary()
+    # a report written before the trajectory model existed still loads (fields nan/None)
+    for field in ("trajectory", "trajectory_agreement", "length_trajectory"):
+        del record["linearized"][field]
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    (tmp_path / "a.json.npz").rename(tmp_path / "old.json.npz")
+    old = Analysis.from_json(tmp_path / "old.json").linearized
+    assert np.isnan(old.trajectory) and old.length_trajectory is None
+    assert old.initial == a.linearized.initial
     # a registered pytree: maps over every array of every stage record
     doubled = jax.tree_util.tree_map(lambda x: x * 2 if hasattr(x, "dtype") else x, a)
     np.testing.assert_array_equal(doubled.spectra.spectral_radius, 2 * a.spectra.spectral_radius)
