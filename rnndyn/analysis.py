@@ -256,6 +256,13 @@ class WordEffects:
         ``x*`` is the frequency-weighted mean embedding.
       frequency_correlation: Pearson r of ``|logit_effects|`` with ``log(count)`` over
         seen words (high: effects follow frequency rather than meaning).
+      trajectory_effects: ``(V, C)`` the word's first-order effect on the final logits
+        of a document of ``trajectory_length`` tokens, averaged over its positions:
+        ``mean_t ∂logits/∂x_t (x_w − x*)`` at the sequence ``x* x* ...`` from ``h0``,
+        i.e. the word effects of the trajectory linearisation
+        (``LinearizedAccuracy.trajectory``), which needs no reference point.
+      trajectory_correlation: Pearson r of ``trajectory_effects`` and ``bow_weights``.
+      trajectory_length: the document length used (median of the training lengths).
     """
 
     words: tuple[str, ...]
@@ -271,6 +278,10 @@ class WordEffects:
     readout_correlation: float
     drift: np.ndarray
     frequency_correlation: float
+    # Later additions, with defaults so that older reports stay loadable.
+    trajectory_effects: np.ndarray | None = None
+    trajectory_correlation: float = float("nan")
+    trajectory_length: int = 0
 
 
 @_record
@@ -524,7 +535,9 @@ def search_fixed_points(
     manifold onto its few exact roots). If fewer than two distinct points survive, the
     same starts are searched again with the hybrid Adam + Newton/LM search, which
     converges where Adam alone is too slow (e.g. networks trained without
-    ``embedding_l2``); ``how`` says which search produced the points.
+    ``embedding_l2``); ``how`` says which search produced the points. A single point
+    is a result (a point attractor: the analysis reports fixed-point dimension 0);
+    none raises.
     """
     k_sample, k_search = jax.random.split(key)
     h0 = sample_states(jnp.asarray(visited), num_initial, k_sample, noise=noise)
@@ -546,14 +559,11 @@ def search_fixed_points(
             kept = kept.merge_duplicates(merge_tol).drop_outliers(outlier_factor)
         if len(kept) >= 2:
             break
-    if len(kept) < 2:
+    if len(kept) == 0:
         raise RuntimeError(
-            f"only {len(kept)} distinct fixed point(s) kept of {len(found)} candidates "
-            f"({found.num_converged} converged below tol={tol:.3g}, statuses "
-            f"{found.counts()}) after the Adam and the Adam + Newton searches; the "
-            f"manifold analysis needs at least 2. If few converged, raise max_steps (now "
-            f"{max_steps}) or tol; if all converged to one point, the network has a single "
-            "fixed point and no attractor manifold (is it trained?)"
+            f"no fixed point converged of {len(found)} candidates (tol={tol:.3g}, statuses "
+            f"{found.counts()}) after the Adam and the Adam + Newton searches; raise "
+            f"max_steps (now {max_steps}) or tol"
         )
     return found, kept, how
 
@@ -689,7 +699,9 @@ def geometry(
     # can count tokens rather than evidence) define the states' dimension.
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))
     out_pca = mf.pca(out_states.astype(np.float64))
-    state_dim, fp_dim = mf.dimension(out_pca), mf.dimension(points)
+    state_dim = mf.dimension(out_pca)
+    # One fixed point (a point attractor): no manifold of fixed points, dimension 0.
+    fp_dim = mf.dimension(points) if len(points) > 1 else mf.Dimension(0, 0, 0.0, np.zeros(0))
     d, rule = _manifold_dimension(out_pca, points, threshold)
     if manifold_dim is not None:
         d, rule = manifold_dim, "given"
@@ -706,7 +718,9 @@ def geometry(
     modes = modes._replace(right=modes.right * signs, left=modes.left * signs[:, None])
     right0 = np.asarray(eigen.right)[:, :, 0].real
     k_nb = min(neighbours if neighbours is not None else max(2 * d + 2, 10), len(points))
-    if k_nb > d:
+    if len(points) == 1:  # no tangent to a single point
+        tangent = np.full(1, np.nan)
+    elif k_nb > d:
         tangent = mf.tangent_alignment(points, right0, manifold_dim=d, k=k_nb)
     else:  # too few points for a local estimate: use the global d-plane
         v = right0 / np.linalg.norm(right0, axis=1, keepdims=True)
@@ -741,6 +755,11 @@ def _manifold_dimension(out_pca: mf.PCA, points: np.ndarray, threshold: float) -
     nearer it is taken (ties: the smaller).
     """
     states_d = max(mf.num_components(out_pca, threshold), 1)
+    if len(points) == 1:
+        return 1, (
+            f"one fixed point, a point attractor (dimension 0; states {states_d} PCs): word "
+            "effects and geometry use its slowest mode"
+        )
     points_d = max(mf.num_components(points, threshold), 1)
     if states_d == points_d:
         return states_d, "agree"
@@ -788,6 +807,8 @@ def word_effects(
     )
     bow_w = bow.weights if model.multilabel else bow.weights - bow.weights.mean(1, keepdims=True)
     seen = counts > 0
+    length = max(1, int(np.median(np.asarray(train_data.lengths))))
+    along = inputs @ _trajectory_gain(model, params, x_star, length).T
     freq = counts / max(counts.sum(), 1.0)
     size = np.linalg.norm(effects, axis=1)
     record = WordEffects(
@@ -804,8 +825,23 @@ def word_effects(
         readout_correlation=_safe_correlation(direct[seen], bow_w[seen]),
         drift=freq @ effects,
         frequency_correlation=_safe_correlation(size[seen], np.log(counts[seen])),
+        trajectory_effects=along,
+        trajectory_correlation=_safe_correlation(along[seen], bow_w[seen]),
+        trajectory_length=length,
     )
     return record, bow
+
+
+def _trajectory_gain(model: Classifier, params: Any, x_star: np.ndarray, length: int):
+    """``(C, M)``: the final logits' gradient with respect to each input of the sequence
+    ``x*`` repeated ``length`` times from ``h0``, averaged over the positions."""
+
+    def logits(xs):
+        step = lambda h, x: (model.cell(params["cell"], h, x), None)  # noqa: E731
+        return model.readout(params, jax.lax.scan(step, model.cell.initial_state(), xs)[0])
+
+    xs = jnp.tile(jnp.asarray(x_star, jnp.float32), (length, 1))
+    return np.asarray(jax.jacrev(logits)(xs), np.float64).mean(axis=1)
 
 
 def linearized(
@@ -1020,7 +1056,7 @@ def analyze(
 
     Raises:
       ValueError: bad arguments or data that do not fit the model.
-      RuntimeError: fewer than two fixed points survived both searches.
+      RuntimeError: no fixed point converged in either search.
     """
     t0 = time.perf_counter()
     log = lambda msg: _log(verbose, t0, msg)  # noqa: E731
@@ -1357,10 +1393,10 @@ def _summary(a: Analysis) -> str:
         )
     elif lin.full - lin.initial > 0.05 and np.isfinite(lin.trajectory):
         lines.append(
-            f"NOTE: the linearised model at the reference point loses "
-            f"{lin.full - lin.initial:.3f} accuracy, along the trajectory from h0 only "
-            f"{lin.full - lin.trajectory:.3f}: the transient from the initial state, not the "
-            "input response, is what a single expansion point misses"
+            f"NOTE: linearised at the reference point the model scores {lin.initial:.3f}, "
+            f"along its trajectory from h0 under x* {lin.trajectory:.3f} (full "
+            f"{lin.full:.3f}): the transient from the initial state, not the response to "
+            "words, is what a single expansion point misses"
         )
     frac = " / ".join(f"{x:.3f}" for x in lin.linearized_predicted)
     full_frac = " / ".join(f"{x:.3f}" for x in lin.full_predicted)
@@ -1390,7 +1426,9 @@ def _summary(a: Analysis) -> str:
         f"{np.median(spec.slow_modes):.0f}",
         f"readout overlap with the manifold {geo.readout_overlap:.3f}; slowest right "
         f"eigenvector tangent alignment median {np.median(geo.tangent_alignment):.3f}",
-        f"word effects vs bag-of-words: r = {we.correlation:.3f}; drift per token "
+        f"word effects vs bag-of-words: r = {we.correlation:.3f} at the reference point, "
+        f"{we.trajectory_correlation:.3f} along the trajectory ({we.trajectory_length} "
+        f"tokens); drift per token "
         f"{np.array2string(we.drift, precision=4)}; |effect| vs log count r = "
         f"{we.frequency_correlation:.3f}",
         f"accuracy: full {lin.full:.4f}, linearised at the reference {lin.initial:.4f} "

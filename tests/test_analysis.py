@@ -13,6 +13,7 @@ from rnndyn import cells, data
 from rnndyn.analysis import (
     Analysis,
     _sign_modes,
+    _trajectory_gain,
     analyze,
     choose_reference,
     linearized,
@@ -193,6 +194,36 @@ def test_word_inputs_shift_matches_the_affine_fixed_point():
         want = np.mean([w @ (h_star - s0) for s0 in starts], axis=0)
         np.testing.assert_allclose(wi.shift[i], want, rtol=1e-3, atol=1e-4)
     assert wi.num_points.tolist() == [2, 2, 2] and wi.names == tuple(ds.vocab[j] for j in words)
+
+
+def test_trajectory_word_gain_of_an_affine_cell_is_the_mean_impulse_response():
+    # h' = A h + B x, logits = W^T h + b: d logits / d x_t = W^T A^(L - t) B, exactly.
+    ds = data.synthetic.sentiment(jax.random.key(0), 8)
+    a_diag = np.array([0.9, 0.5, 0.2])
+    _, model, params = _affine(ds, a_diag)
+    length = 7
+    gain = _trajectory_gain(model, params, np.array([0.3, -0.2]), length)
+    w, bmat = np.asarray(params["readout"]["W"]), np.asarray(params["cell"]["B"])
+    want = np.mean(
+        [w.T @ np.diag(a_diag ** (length - t)) @ bmat for t in range(1, length + 1)], axis=0
+    )
+    np.testing.assert_allclose(gain, want, rtol=1e-5, atol=1e-6)
+
+
+def test_analyze_a_point_attractor():
+    # A contracting affine cell has exactly one fixed point: a point attractor is a
+    # result (dimension 0), not an error, and its linearisations are exact.
+    ds = data.synthetic.sentiment(jax.random.key(0), 40, length=(5, 20))
+    _, model, params = _affine(ds, [0.5, 0.3, 0.2])
+    a = analyze(model, ds, params, key=jax.random.key(1), num_initial=16, word_inputs=0,
+                verbose=False)  # fmt: skip
+    assert len(a.fixed_points) == 1
+    np.testing.assert_allclose(a.fixed_points.points[0], 0.0, atol=1e-4)  # (I − A)^-1 B 0
+    assert a.fixed_point_dimension.pca90 == 0 and "point attractor" in a.geometry.dimension_rule
+    lin = a.linearized
+    assert lin.agreement == 1.0 and lin.trajectory_agreement == 1.0
+    assert lin.initial == pytest.approx(lin.full) and lin.trajectory == pytest.approx(lin.full)
+    assert "1 fixed points kept" in a.summary()
 
 
 def test_mean_input_star_has_no_first_order_drift():
