@@ -483,7 +483,8 @@ def _reviews_example():
 
 
 @pytest.mark.slow
-def test_real_reviews_gru():
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_real_reviews(cell):
     ex = _reviews_example()
     if ex.reviews_path() is None:
         pytest.skip(
@@ -492,7 +493,7 @@ def test_real_reviews_gru():
         )
     train_set, test_set = ex.rotten_tomatoes(jax.random.key(0))
     assert len(train_set.lengths) + len(test_set.lengths) == 12808
-    model = Classifier(rnndyn.models.make_cell("gru", 64), train_set.vocab_size, 32, 2)
+    model = Classifier(rnndyn.models.make_cell(cell, 64), train_set.vocab_size, 32, 2)
     config = rnndyn.TrainConfig(steps=1500, batch_size=64, learning_rate=5e-3, embedding_l2=1e-2)
     params = rnndyn.train.train(
         model, train_set, test_set, key=jax.random.key(1), config=config, verbose=False
@@ -503,9 +504,16 @@ def test_real_reviews_gru():
         tol=0.5 * 64 * 1e-6,  # per-dimension speed 1e-6: slow points along the whole line
     )  # fmt: skip
     print(a.summary())
-    lin = a.linearized
+    lin, we = a.linearized, a.word_effects
     assert lin.full >= 0.72  # a bag-of-words model reaches ~0.75 on these snippets
     assert a.reference.qualified and a.reference.spectral_radius <= 1.01
-    assert lin.full - lin.initial <= 0.03  # measured 0.011 (docs/analysis.md)
-    assert a.word_effects.correlation >= 0.5
-    np.testing.assert_allclose(a.word_effects.drift, 0.0, atol=1e-6)
+    np.testing.assert_allclose(we.drift, 0.0, atol=1e-6)
+    # Measured (docs/analysis.md): GRU full 0.750, at the reference point 0.739, along the
+    # trajectory 0.725; LSTM full 0.747, at the reference point 0.692, along the
+    # trajectory 0.745. Word effects vs bag of words: GRU r 0.68 (both); LSTM 0.21 at its
+    # reference point, 0.69 along the trajectory.
+    assert lin.full - lin.trajectory <= 0.03
+    assert we.trajectory_correlation >= 0.5
+    if cell == "gru":
+        assert lin.full - lin.initial <= 0.03
+        assert we.correlation >= 0.5
