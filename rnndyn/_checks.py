@@ -1,4 +1,5 @@
-"""Argument validation shared by the public functions.
+"""Argument validation shared by the public functions, and the one conversion of a JAX
+key into a host-side numpy generator (``host_rng``).
 
 Every check raises ``ValueError`` naming the argument, what was given and what was
 expected. Checks on values (finiteness) are skipped for traced arrays, where the
@@ -92,6 +93,12 @@ def check_key(name: str, key: Any) -> None:
     raise ValueError(
         f"{name} must be a JAX PRNG key such as jax.random.key(0), got {key!r} ({what})"
     )
+
+
+def host_rng(key: Any) -> np.random.Generator:
+    """A numpy generator seeded by the bits of the JAX PRNG ``key`` (typed or raw): host-side
+    randomness (batch orders, sampling) that a key reproduces."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().astype(np.uint32))
 
 
 def check_finite_params(name: str, params: Any) -> None:
