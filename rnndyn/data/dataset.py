@@ -105,21 +105,21 @@ class Dataset:
         the batch order is then shuffled. ``key`` seeds the shuffle; ``None`` means
         ``jax.random.key(0)``, so pass a fresh key per epoch for new orders.
         """
-        _checks.check_int("batch_size", batch_size, minimum=1)
-        _checks.check_int("width_multiple", width_multiple, minimum=1)
+        batch_size = _checks.check_int("batch_size", batch_size, minimum=1)
+        width_multiple = _checks.check_int("width_multiple", width_multiple, minimum=1)
         if key is None:
             key = jax.random.key(0)
         _checks.check_key("key", key)
         rng = _checks.host_rng(key)
         for index in epoch_batches(
             self.lengths,
-            int(batch_size),
+            batch_size,
             rng,
             shuffle=shuffle,
             bucket=bucket,
             drop_remainder=drop_remainder,
         ):
-            batch = pad_batch(self, index, width_multiple=int(width_multiple))
+            batch = pad_batch(self, index, width_multiple=width_multiple)
             yield {name: batch[name] for name in ("tokens", "mask", "labels")}
 
 
