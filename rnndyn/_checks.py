@@ -1,4 +1,5 @@
-"""Argument validation shared by the public functions.
+"""Argument validation shared by the public functions, and the one conversion of a JAX
+key into a host-side numpy generator (``host_rng``).
 
 Every check raises ``ValueError`` naming the argument, what was given and what was
 expected. Checks on values (finiteness) are skipped for traced arrays, where the
@@ -62,17 +63,22 @@ def check_finite(name: str, tree: Any) -> None:
             )
 
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Raise unless ``value`` is a finite real number (not a bool) > 0 (>= 0 with
+    ``allow_zero``); return it as a float."""
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         kind = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return float(value)
 
 
-def check_int(name: str, value: int, minimum: int = 0) -> None:
+def check_int(name: str, value: int, minimum: int = 0) -> int:
+    """Raise unless ``value`` is an integer (not a bool) >= ``minimum``; return it as an int."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_key(name: str, key: Any) -> None:
@@ -92,6 +98,12 @@ def check_key(name: str, key: Any) -> None:
     raise ValueError(
         f"{name} must be a JAX PRNG key such as jax.random.key(0), got {key!r} ({what})"
     )
+
+
+def host_rng(key: Any) -> np.random.Generator:
+    """A numpy generator seeded by the bits of the JAX PRNG ``key`` (typed or raw): host-side
+    randomness (batch orders, sampling) that a key reproduces."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().astype(np.uint32))
 
 
 def check_finite_params(name: str, params: Any) -> None:

@@ -46,6 +46,8 @@ import numpy as np
 from rnndyn import _checks
 from rnndyn import manifold as mf
 from rnndyn import words as wd
+from rnndyn.data.dataset import check_dataset as _check_data
+from rnndyn.data.dataset import pad_batch
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states
 from rnndyn.linearize import (
     TAU_MAX,
@@ -62,7 +64,7 @@ from rnndyn.linearize import (
     time_constants,
 )
 from rnndyn.models import Classifier
-from rnndyn.train import Checkpoint, _batch, _check_data, describe_model, load_checkpoint
+from rnndyn.train import Checkpoint, describe_model, load_checkpoint
 
 Array = jax.Array
 
@@ -496,7 +498,7 @@ def run_network(
     states, logits = [], []
     for start in range(0, len(index), batch_size):
         rows = index[start : start + batch_size]
-        batch = _batch(data, rows, batch_size)
+        batch = pad_batch(data, rows, batch_size)
         out, hs = model.apply(params, batch["tokens"], batch["mask"], return_states=True)
         n = len(rows)
         logits.append(np.asarray(out, np.float64)[:n])
@@ -1168,7 +1170,7 @@ def _subsets(data, train_data, max_examples, key):
     if train_data is data and len(pool) - len(index) >= 16:
         pool = np.setdiff1d(pool, index)
     pick = np.asarray(jax.random.permutation(k_sel, len(pool)))[:SELECTION_EXAMPLES]
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_rng)))
+    rng = _checks.host_rng(k_rng)
     return index, np.sort(pool[pick]), rng
 
 
@@ -1228,7 +1230,7 @@ def _linearized_logits(model, params, data, lin, *, switch, index, batch_size) -
     out = []
     for start in range(0, len(index), batch_size):
         rows = index[start : start + batch_size]
-        batch = _batch(data, rows, batch_size)
+        batch = pad_batch(data, rows, batch_size)
         xs = emb[jnp.asarray(batch["tokens"])]
         if switch == "trajectory":
             hs = run_trajectory(model.cell, params["cell"], lin.inputs[0], xs, batch["mask"])

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from rnndyn import _checks
+from rnndyn.data.dataset import check_dataset, epoch_batches, pad_batch
 from rnndyn.models import Classifier, cell_name, make_cell
 
 Array = jax.Array
@@ -46,12 +47,6 @@ __all__ = [
     "save_checkpoint",
     "train",
 ]
-
-#: Batches are padded in time to a multiple of this, so jit compiles a few shapes only.
-TIME_BUCKET = 32
-
-#: Length bucketing sorts examples within chunks of this many batches.
-BUCKET_BATCHES = 50
 
 _SCHEDULES = ("constant", "cosine", "linear")
 
@@ -187,90 +182,25 @@ def _embedding_only(params: Params) -> Any:
     }
 
 
-def _check_data(model: Classifier, data: Any, name: str) -> None:
-    for field in ("tokens", "lengths", "labels"):
-        if not hasattr(data, field):
-            raise ValueError(
-                f"{name} must be an rnndyn.data.Dataset (fields tokens, lengths, labels), "
-                f"got {type(data).__name__} without {field!r}"
-            )
-    tokens = np.asarray(data.tokens)
-    if tokens.ndim != 2 or tokens.shape[0] == 0:
-        raise ValueError(
-            f"{name}.tokens must have shape (examples, time) with examples > 0, got {tokens.shape}"
-        )
-    if np.shape(data.lengths) != tokens.shape[:1]:
-        raise ValueError(
-            f"{name}.lengths must have shape ({tokens.shape[0]},), got {np.shape(data.lengths)}"
-        )
-    if tokens.max() >= model.vocab_size or tokens.min() < 0:
-        raise ValueError(
-            f"{name}.tokens hold ids in [{tokens.min()}, {tokens.max()}] but the model has "
-            f"vocab_size {model.vocab_size}"
-        )
-    if bool(getattr(data, "multilabel", False)) != model.multilabel:
-        raise ValueError(
-            f"{name}.multilabel is {getattr(data, 'multilabel', False)} but the model has "
-            f"multilabel={model.multilabel}"
-        )
-    model.check_labels(np.asarray(data.labels), tokens.shape[0])
-
-
-def _batch(data: Any, index: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Rows ``index`` as a batch of exactly ``batch_size`` rows (fixed shapes for jit).
-
-    Time is cut to the longest sequence, rounded up to ``TIME_BUCKET``; missing rows are
-    padding with ``weight`` 0 and an all-False mask.
-    """
-    lengths = np.asarray(data.lengths)[index]
-    full_t = np.shape(data.tokens)[1]
-    t = int(min(full_t, max(1, math.ceil(max(int(lengths.max()), 1) / TIME_BUCKET) * TIME_BUCKET)))
-    tokens = np.zeros((batch_size, t), np.int32)
-    tokens[: len(index)] = np.asarray(data.tokens)[index, :t]
-    mask = np.zeros((batch_size, t), bool)
-    mask[: len(index)] = np.arange(t)[None, :] < lengths[:, None]
-    labels_in = np.asarray(data.labels)[index]
-    labels = np.zeros((batch_size,) + labels_in.shape[1:], np.int32)
-    labels[: len(index)] = labels_in
-    weight = np.zeros((batch_size,), np.float32)
-    weight[: len(index)] = 1.0
-    lens = np.zeros((batch_size,), np.int32)
-    lens[: len(index)] = np.minimum(lengths, t)
-    return {"tokens": tokens, "mask": mask, "lengths": lens, "labels": labels, "weight": weight}
-
-
 def _train_indices(
     lengths: np.ndarray, batch_size: int, steps: int, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
-    """Row indices of ``steps`` shuffled batches; each epoch is a fresh permutation, the
-    tail is dropped.
-
-    Within chunks of ``BUCKET_BATCHES`` batches, examples are sorted by length (less
-    padding, so faster steps), then the batch order is shuffled. Only ``rng`` decides the
-    order, so a resumed run replays it by drawing the same numbers.
+    """Row indices of ``steps`` batches: epoch after epoch of ``epoch_batches`` (shuffled,
+    length-bucketed, the tail dropped). Only ``rng`` decides the order, so a resumed run
+    replays it by drawing the same numbers.
     """
-    n = len(lengths)
-    batch_size = min(batch_size, n)
-    chunk = batch_size * BUCKET_BATCHES
+    batch_size = min(batch_size, len(lengths))
     done = 0
     while True:
-        order = rng.permutation(n)
-        order = np.concatenate(
-            [
-                p[np.argsort(lengths[p], kind="stable")]
-                for p in np.split(order, range(chunk, n, chunk))
-            ]
-        )
-        starts = rng.permutation(np.arange(0, n - batch_size + 1, batch_size))
-        for start in starts:
+        for index in epoch_batches(lengths, batch_size, rng, drop_remainder=True):
             if done == steps:
                 return
-            yield order[start : start + batch_size]
+            yield index
             done += 1
 
 
 def _weighted_metrics(model: Classifier, params: Params, batch: dict) -> tuple[Array, Array]:
-    # Batches from _batch are left-aligned (mask = arange(T) < lengths): the fast path.
+    # Batches from pad_batch are left-aligned (mask = arange(T) < lengths): the fast path.
     logits = model.apply_lengths(params, batch["tokens"], batch["lengths"])
     w = batch["weight"]
     total = jnp.maximum(w.sum(), 1.0)
@@ -307,13 +237,13 @@ def evaluate(model: Classifier, params: Params, data: Any, batch_size: int = 256
     """
     _checks.check_int("batch_size", batch_size, minimum=1)
     _checks.check_finite_params("params", params)
-    _check_data(model, data, "data")
+    check_dataset(model, data, "data")
     n = len(data.lengths)
     batch_size = min(batch_size, n)
     loss_sum = acc_sum = 0.0
     for start in range(0, n, batch_size):
         index = np.arange(start, min(start + batch_size, n))
-        loss, acc = _metrics_jit(model, params, _batch(data, index, batch_size))
+        loss, acc = _metrics_jit(model, params, pad_batch(data, index, batch_size))
         loss_sum += float(loss) * len(index)
         acc_sum += float(acc) * len(index)
     return {"loss": loss_sum / n, "accuracy": acc_sum / n}
@@ -425,15 +355,14 @@ def train(
             f"save_every={save_every} and resume={resume} need checkpoint_dir (a directory), "
             "got None"
         )
-    _check_data(model, train_data, "train_data")
+    check_dataset(model, train_data, "train_data")
     if test_data is not None:
-        _check_data(model, test_data, "test_data")
+        check_dataset(model, test_data, "test_data")
     key = jax.random.wrap_key_data(key) if not _is_typed_key(key) else key
     key_data = np.asarray(jax.random.key_data(key))
     k_init, k_data = jax.random.split(key)
     # Batch order from a numpy generator seeded by the key: host-side and reproducible.
-    seed = np.asarray(jax.random.key_data(k_data)).ravel().astype(np.uint32)
-    rng = np.random.default_rng(seed)
+    rng = _checks.host_rng(k_data)
     total = config.total_steps(len(train_data.lengths))
     optimizer = make_optimizer(config, total)
     params = model.init(k_init)
@@ -507,7 +436,7 @@ def train(
     for i, index in enumerate(_train_indices(lengths, config.batch_size, total, rng), 1):
         if i <= start:
             continue  # replay the batch order of the interrupted run
-        batch = _batch(train_data, index, min(config.batch_size, len(lengths)))
+        batch = pad_batch(train_data, index, min(config.batch_size, len(lengths)))
         if place_batch is not None:
             batch = jax.device_put(batch, place_batch)
         params, opt_state, out = step_fn(params, opt_state, batch)

@@ -333,7 +333,7 @@ def test_interrupted_run_resumes_to_the_same_checkpoint(tmp_path, capsys, monkey
 
     argv = ["train", *TINY, "--steps", "4", "--save-every", "2"]
     assert main([*argv, "--out", str(tmp_path / "full")]) == 0
-    real, calls = train_mod._batch, []
+    real, calls = train_mod.pad_batch, []
 
     def interrupted(data, index, batch_size):
         if len(index) == 32:  # training batches (evaluation batches differ)
@@ -342,11 +342,11 @@ def test_interrupted_run_resumes_to_the_same_checkpoint(tmp_path, capsys, monkey
                 raise KeyboardInterrupt
         return real(data, index, batch_size)
 
-    monkeypatch.setattr(train_mod, "_batch", interrupted)
+    monkeypatch.setattr(train_mod, "pad_batch", interrupted)
     capsys.readouterr()
     assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
     assert "--resume" in capsys.readouterr().err
-    monkeypatch.setattr(train_mod, "_batch", real)
+    monkeypatch.setattr(train_mod, "pad_batch", real)
     assert main([*argv, "--resume", "--out", str(tmp_path / "cut")]) == 0
     full, cut = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "cut")
     jax.tree_util.tree_map(np.testing.assert_array_equal, full.params, cut.params)

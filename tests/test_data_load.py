@@ -413,6 +413,12 @@ def test_load_local_cache(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a.tokens, b.tokens)
         np.testing.assert_array_equal(a.labels, b.labels)
         assert a.vocab == b.vocab and a.class_names == b.class_names
+    # numpy integers are the same settings (a hit, and JSON-serialisable); bools are refused
+    kw = dict(test_fraction=0.5, num_classes=2, cache_dir=cache)
+    third = data.load_local(path, **kw, min_count=np.int64(1), seed=np.int32(0))
+    np.testing.assert_array_equal(third[0].tokens, first[0].tokens)
+    with pytest.raises(ValueError, match="min_count must be an integer >= 1, got True"):
+        data.load_local(path, **kw, min_count=True)
     _write(path, "text,label\ngood film,1\nbad film,0\nok,1\nmeh,1\n")  # changed file: a miss
     with pytest.raises(AssertionError, match="cache hit"):
         data.load_local(path, test_fraction=0.5, num_classes=2, min_count=1, cache_dir=cache)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnndyn.data import Dataset, synthetic
+from rnndyn.data.dataset import WIDTH_MULTIPLE, epoch_batches, pad_batch
 
 KEY = jax.random.key(0)
 
@@ -245,6 +246,34 @@ def test_batches_order_and_bucketing():
     a = [b["tokens"] for b in ds.batches(8, key=jax.random.key(1))]
     b = [b["tokens"] for b in ds.batches(8, key=jax.random.key(2))]
     assert any(x.shape != y.shape or not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    again = [b["tokens"] for b in ds.batches(8, key=jax.random.key(1))]
+    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))  # same key, same order
+    widths = {b["tokens"].shape[1] for b in ds.batches(8, key=KEY)}
+    assert all(w % WIDTH_MULTIPLE == 0 or w == ds.tokens.shape[1] for w in widths)
+
+
+def test_epoch_batches_and_pad_batch():
+    lengths = np.random.default_rng(0).integers(1, 30, size=103)
+    rng = np.random.default_rng(1)
+    dropped = epoch_batches(lengths, 10, rng)  # training's default: the tail is dropped
+    assert [len(i) for i in dropped] == [10] * 10
+    assert len(np.unique(np.concatenate(dropped))) == 100
+    every = epoch_batches(lengths, 10, rng, drop_remainder=False)
+    np.testing.assert_array_equal(np.sort(np.concatenate(every)), np.arange(103))
+    assert any(not np.array_equal(x, y) for x, y in zip(dropped, every, strict=False))
+
+    ds = synthetic.categorical(KEY, 3, 20, length=(1, 40))
+    rows = np.array([3, 7, 11])
+    exact = pad_batch(ds, rows, width_multiple=1)
+    assert exact["tokens"].shape == (3, ds.lengths[rows].max())
+    np.testing.assert_array_equal(exact["lengths"], ds.lengths[rows])
+    padded = pad_batch(ds, rows, 5)
+    width = padded["tokens"].shape[1]
+    assert padded["tokens"].shape[0] == 5
+    assert width % WIDTH_MULTIPLE == 0 or width == ds.tokens.shape[1]
+    np.testing.assert_array_equal(padded["weight"], [1, 1, 1, 0, 0])
+    assert not padded["mask"][3:].any() and np.all(padded["labels"][3:] == 0)
+    np.testing.assert_array_equal(padded["mask"].sum(1)[:3], ds.lengths[rows])
 
 
 def test_batches_bad_batch_size():

@@ -317,7 +317,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
     kw = dict(key=jax.random.key(3), config=config, verbose=False)
     full = train(model, data, test, **kw)
 
-    real_batch, calls = train_mod._batch, []
+    real_batch, calls = train_mod.pad_batch, []
 
     def interrupted(*args, **kwargs):  # Ctrl-C during step 25 (checkpoints at 7, 14, 21)
         if kwargs.get("batch_size", args[2]) == 32 and len(args[1]) == 32:
@@ -326,11 +326,11 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         return real_batch(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "_batch", interrupted)
+    monkeypatch.setattr(train_mod, "pad_batch", interrupted)
     ck = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(model, data, test, **kw, checkpoint_dir=ck, save_every=7)
-    monkeypatch.setattr(train_mod, "_batch", real_batch)
+    monkeypatch.setattr(train_mod, "pad_batch", real_batch)
     saved = json.loads((ck / "checkpoint.json").read_text())["train_state"]
     assert saved["step"] == 21 and len(saved["pending"]) == 1  # step 21 not yet logged
     resumed = train(model, data, test, **kw, checkpoint_dir=ck, save_every=7, resume=True)

@@ -13,8 +13,10 @@ from rnndyn import _checks
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
-# Length bucketing sorts within chunks of this many batches: long enough to group similar
-# lengths, short enough that batch composition still varies between epochs.
+#: Batches are padded in time to a multiple of this, so jit compiles a few shapes only.
+WIDTH_MULTIPLE = 32
+#: Length bucketing sorts within chunks of this many batches: long enough to group similar
+#: lengths, short enough that batch composition still varies between epochs.
 BUCKET_BATCHES = 50
 
 
@@ -91,67 +93,135 @@ class Dataset:
         shuffle: bool = True,
         drop_remainder: bool = False,
         bucket: bool = True,
-        width_multiple: int = 16,
+        width_multiple: int = WIDTH_MULTIPLE,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Yield every example once, as dicts of numpy arrays.
 
         Each dict has ``tokens`` (b, T') int32, ``mask`` (b, T') bool and ``labels`` (b,)
         (or (b, L)). T' is the longest length in the batch rounded up to a multiple of
         ``width_multiple`` (capped at T): few distinct shapes, so few jit recompilations;
-        ``width_multiple=1`` trims exactly. With ``bucket``, examples are
-        sorted by length within chunks of 50 batches (less padding) and, with ``shuffle``,
+        ``width_multiple=1`` trims exactly. With ``bucket``, examples are sorted by length
+        within chunks of ``BUCKET_BATCHES`` batches (less padding) and, with ``shuffle``,
         the batch order is then shuffled. ``key`` seeds the shuffle; ``None`` means
         ``jax.random.key(0)``, so pass a fresh key per epoch for new orders.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if isinstance(width_multiple, bool) or not isinstance(width_multiple, (int, np.integer)):
-            raise ValueError(f"width_multiple must be an integer >= 1, got {width_multiple!r}")
-        if width_multiple < 1:
-            raise ValueError(f"width_multiple must be an integer >= 1, got {width_multiple!r}")
-        t = self.tokens.shape[1]
-        for idx in _batch_indices(
-            self.lengths, int(batch_size), key, shuffle, drop_remainder, bucket
+        batch_size = _checks.check_int("batch_size", batch_size, minimum=1)
+        width_multiple = _checks.check_int("width_multiple", width_multiple, minimum=1)
+        if key is None:
+            key = jax.random.key(0)
+        _checks.check_key("key", key)
+        rng = _checks.host_rng(key)
+        for index in epoch_batches(
+            self.lengths,
+            batch_size,
+            rng,
+            shuffle=shuffle,
+            bucket=bucket,
+            drop_remainder=drop_remainder,
         ):
-            longest = int(self.lengths[idx].max())
-            width = min(-(-longest // width_multiple) * width_multiple, t)
-            lengths = self.lengths[idx]
-            yield {
-                "tokens": self.tokens[idx, :width],
-                "mask": np.arange(width)[None, :] < lengths[:, None],
-                "labels": self.labels[idx],
-            }
+            batch = pad_batch(self, index, width_multiple=width_multiple)
+            yield {name: batch[name] for name in ("tokens", "mask", "labels")}
 
 
-def _batch_indices(
+def epoch_batches(
     lengths: np.ndarray,
     batch_size: int,
-    key: jax.Array | None,
-    shuffle: bool,
-    drop_remainder: bool,
-    bucket: bool,
+    rng: np.random.Generator,
+    *,
+    shuffle: bool = True,
+    bucket: bool = True,
+    drop_remainder: bool = True,
 ) -> list[np.ndarray]:
-    n = lengths.shape[0]
-    if n == 0:
-        return []
-    if key is None:
-        key = jax.random.key(0)
-    _checks.check_key("key", key)
-    k_order, k_batches = jax.random.split(key)
-    order = np.asarray(jax.random.permutation(k_order, n)) if shuffle else np.arange(n)
+    """Row indices of one epoch's batches over examples of the given ``lengths``.
+
+    With ``shuffle``, rows are visited in the order of ``rng.permutation(n)``. With
+    ``bucket``, rows are then stably sorted by length within chunks of ``BUCKET_BATCHES``
+    batches (less padding, so faster steps) and, with ``shuffle`` too, the batch order is
+    shuffled by ``rng.permutation(number of batches)``. ``drop_remainder`` drops a last
+    batch of fewer than ``batch_size`` rows. Only ``rng`` decides the order, and it is
+    drawn from in this fixed sequence, so a run replays an order by replaying the draws.
+    """
+    n = len(lengths)
+    order = rng.permutation(n) if shuffle else np.arange(n)
     if bucket:
         chunk = batch_size * BUCKET_BATCHES  # a multiple of batch_size: one ragged batch at most
-        parts = [order[i : i + chunk] for i in range(0, n, chunk)]
-        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
-    out = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if drop_remainder and out[-1].shape[0] < batch_size:
-        out = out[:-1]
-    if shuffle and bucket and out:
-        perm = np.asarray(jax.random.permutation(k_batches, len(out)))
-        out = [out[i] for i in perm]
-    return out
+        order = np.concatenate(
+            [
+                p[np.argsort(lengths[p], kind="stable")]
+                for p in np.split(order, range(chunk, n, chunk))
+            ]
+        )
+    starts = np.arange(0, n - batch_size + 1 if drop_remainder else n, batch_size)
+    if shuffle and bucket:
+        starts = starts[rng.permutation(len(starts))]
+    return [order[start : start + batch_size] for start in starts]
+
+
+def pad_batch(
+    data: Any,
+    index: np.ndarray,
+    batch_size: int | None = None,
+    width_multiple: int = WIDTH_MULTIPLE,
+) -> dict[str, np.ndarray]:
+    """Rows ``index`` of ``data`` as a batch of ``batch_size`` rows (``None``: ``len(index)``).
+
+    Returns numpy ``tokens`` (b, T') int32, ``mask`` (b, T') bool, ``lengths`` (b,) int32,
+    ``labels`` (b,) or (b, L) int32 and ``weight`` (b,) float32. T' is the longest length
+    of the rows, rounded up to ``width_multiple`` and capped at T, so a jitted step sees
+    few shapes. Rows past ``len(index)`` are padding with ``weight`` 0, length 0 and an
+    all-False mask, so a fixed ``batch_size`` gives fixed shapes for the last batch too.
+    """
+    index = np.asarray(index)
+    if batch_size is None:
+        batch_size = len(index)
+    lengths = np.asarray(data.lengths)[index]
+    full_t = np.shape(data.tokens)[1]
+    longest = max(int(lengths.max()), 1) if len(index) else 1
+    t = int(min(full_t, -(-longest // width_multiple) * width_multiple))
+    tokens = np.zeros((batch_size, t), np.int32)
+    tokens[: len(index)] = np.asarray(data.tokens)[index, :t]
+    mask = np.zeros((batch_size, t), bool)
+    mask[: len(index)] = np.arange(t)[None, :] < lengths[:, None]
+    labels_in = np.asarray(data.labels)[index]
+    labels = np.zeros((batch_size,) + labels_in.shape[1:], np.int32)
+    labels[: len(index)] = labels_in
+    weight = np.zeros((batch_size,), np.float32)
+    weight[: len(index)] = 1.0
+    lens = np.zeros((batch_size,), np.int32)
+    lens[: len(index)] = np.minimum(lengths, t)
+    return {"tokens": tokens, "mask": mask, "lengths": lens, "labels": labels, "weight": weight}
+
+
+def check_dataset(model: Any, data: Any, name: str) -> None:
+    """Raise ``ValueError`` unless ``data`` is a non-empty dataset that ``model`` (an
+    ``rnndyn.Classifier``) can read: token ids within its vocabulary, matching
+    ``multilabel`` and labels it accepts. ``name`` is the argument named in messages."""
+    for field in ("tokens", "lengths", "labels"):
+        if not hasattr(data, field):
+            raise ValueError(
+                f"{name} must be an rnndyn.data.Dataset (fields tokens, lengths, labels), "
+                f"got {type(data).__name__} without {field!r}"
+            )
+    tokens = np.asarray(data.tokens)
+    if tokens.ndim != 2 or tokens.shape[0] == 0:
+        raise ValueError(
+            f"{name}.tokens must have shape (examples, time) with examples > 0, got {tokens.shape}"
+        )
+    if np.shape(data.lengths) != tokens.shape[:1]:
+        raise ValueError(
+            f"{name}.lengths must have shape ({tokens.shape[0]},), got {np.shape(data.lengths)}"
+        )
+    if tokens.max() >= model.vocab_size or tokens.min() < 0:
+        raise ValueError(
+            f"{name}.tokens hold ids in [{tokens.min()}, {tokens.max()}] but the model has "
+            f"vocab_size {model.vocab_size}"
+        )
+    if bool(getattr(data, "multilabel", False)) != model.multilabel:
+        raise ValueError(
+            f"{name}.multilabel is {getattr(data, 'multilabel', False)} but the model has "
+            f"multilabel={model.multilabel}"
+        )
+    model.check_labels(np.asarray(data.labels), tokens.shape[0])
 
 
 def _validate(ds: Dataset) -> None:
@@ -173,8 +243,7 @@ def _validate(ds: Dataset) -> None:
             f"got range [{tok.min()}, {tok.max()}]"
         )
     c = ds.num_classes
-    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {c!r}")
+    _checks.check_int("num_classes", c, minimum=1)
     want = (b, c) if ds.multilabel else (b,)
     if lab.shape != want:
         raise ValueError(f"labels must have shape {want}, got {lab.shape}")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rnndyn import _checks
 from rnndyn.data import text as text_lib
 from rnndyn.data.dataset import Dataset
 
@@ -107,7 +108,9 @@ def load_local(
         bad setting; the message names the file and line.
     """
     path = Path(path).expanduser()
-    _check_options(test, test_fraction, seed, max_length, vocab_size, min_count, encoding)
+    seed, max_length, vocab_size, min_count = _check_options(
+        test, test_fraction, seed, max_length, vocab_size, min_count, encoding
+    )
     conditions = _conditions(where)
     names = _class_names(class_names)
     settings = {
@@ -192,7 +195,8 @@ def _check_options(
     vocab_size: Any,
     min_count: Any,
     encoding: Any,
-) -> None:
+) -> tuple[int, int, int, int]:
+    """Raise on a bad option; return ``seed, max_length, vocab_size, min_count`` as ints."""
     if test is not None and test_fraction is not None:
         raise ValueError(
             f"give either test (a file) or test_fraction, not both; got test={str(test)!r} "
@@ -204,19 +208,17 @@ def _check_options(
         or not 0 < test_fraction < 1
     ):
         raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    for arg, value, lo in (
-        ("max_length", max_length, 1),
-        ("vocab_size", vocab_size, 3),
-        ("min_count", min_count, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise ValueError(f"{arg} must be an integer >= {lo}, got {value!r}")
+    ints = (
+        _checks.check_int("seed", seed, minimum=0),
+        _checks.check_int("max_length", max_length, minimum=1),
+        _checks.check_int("vocab_size", vocab_size, minimum=3),
+        _checks.check_int("min_count", min_count, minimum=1),
+    )
     try:
         codecs.lookup(encoding)
     except (LookupError, TypeError) as err:
         raise ValueError(f"encoding {encoding!r} is not a known text encoding") from err
+    return ints
 
 
 def _conditions(where: Any) -> dict[str, list[str]]:
@@ -431,9 +433,7 @@ def _num_classes(
             )
         return len(names)
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-        return num_classes
+        return _checks.check_int("num_classes", num_classes, minimum=1)
     flat = [v for x in labels for v in x] if multilabel else labels
     c = max(flat, default=-1) + 1
     if c < (1 if multilabel else 2):

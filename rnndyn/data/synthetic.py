@@ -17,7 +17,6 @@ classes and are an exact function of the bag of words.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import jax
@@ -37,19 +36,6 @@ Length = int | tuple[int, int]
 
 
 # ---------------------------------------------------------------- validation
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value: object) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_length(length: object) -> tuple[int, int]:
@@ -222,10 +208,10 @@ def _generate(
     name: str,
     vocab_evidence: tuple[tuple[str, ...], np.ndarray] | None = None,
 ) -> Dataset:
-    _check_int("num_examples", num_examples, 1)
-    _check_int("words_per_class", words_per_class, 1)
-    _check_int("num_neutral", num_neutral, 0)
-    strength = _check_positive("evidence_strength", evidence_strength)
+    _checks.check_int("num_examples", num_examples, 1)
+    _checks.check_int("words_per_class", words_per_class, 1)
+    _checks.check_int("num_neutral", num_neutral, 0)
+    strength = _checks.check_positive("evidence_strength", evidence_strength)
     lo, hi = _check_length(length)
     if vocab_evidence is None:
         vocab_evidence = vocabulary(class_names, words_per_class, num_neutral, modifiers, ordering)
@@ -282,7 +268,7 @@ def categorical(
     Returns:
         Dataset with (B, T) tokens, (B,) labels, (V, C) evidence.
     """
-    _check_int("num_classes", num_classes, 2)
+    _checks.check_int("num_classes", num_classes, 2)
     names = _class_names(class_names, num_classes, "c")
     return _generate(
         key,
@@ -319,7 +305,7 @@ def ordered(
     half the valence to adjacent classes. Other arguments as in :func:`categorical`;
     class names default to ``1, 2, ..., C``.
     """
-    _check_int("num_classes", num_classes, 2)
+    _checks.check_int("num_classes", num_classes, 2)
     ok = isinstance(ordering, (int, float, np.integer, np.floating)) and not isinstance(
         ordering, bool
     )
@@ -362,7 +348,7 @@ def multilabel(
     Returns a Dataset with (B, L) {0,1} labels. Other arguments as in :func:`categorical`;
     ``modifiers`` needs a negative valence so that absent labels can be evidenced.
     """
-    _check_int("num_labels", num_labels, 1)
+    _checks.check_int("num_labels", num_labels, 1)
     if not any(float(v) < 0 for _, v in modifiers):
         raise ValueError(
             f"modifiers must include a negative valence for multilabel data, got {modifiers!r}"
@@ -432,9 +418,9 @@ def rating_vocabulary(
     ``a``) makes ``argmax_c counts @ evidence`` exactly the bin of the mean valence
     ``S / T`` among the edges; rows 0, 1 (``<pad>``, ``<unk>``) are zero.
     """
-    c = _check_int("num_classes", num_classes, 2)
-    _check_int("num_neutral", num_neutral, 0)
-    strength = _check_positive("evidence_strength", evidence_strength)
+    c = _checks.check_int("num_classes", num_classes, 2)
+    _checks.check_int("num_neutral", num_neutral, 0)
+    strength = _checks.check_positive("evidence_strength", evidence_strength)
     vals = tuple((str(w), float(v)) for w, v in valences)
     if not any(v > 0 for _, v in vals) or not any(v < 0 for _, v in vals):
         raise ValueError(

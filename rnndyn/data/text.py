@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from rnndyn import _checks
 from rnndyn.data.dataset import PAD, PAD_ID, UNK, UNK_ID
 
 TOKENIZER_VERSION = 1  # part of cache keys: bump when tokenize() changes
@@ -36,10 +37,8 @@ def build_vocab(
     (the two specials included). Frequency ties are broken alphabetically, so the result
     is deterministic.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 3:
-        raise ValueError(f"vocab_size must be an integer >= 3, got {vocab_size!r}")
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+    vocab_size = _checks.check_int("vocab_size", vocab_size, minimum=3)
+    min_count = _checks.check_int("min_count", min_count, minimum=1)
     counts = Counter(w for doc in docs for w in doc)
     counts.pop(PAD, None)
     counts.pop(UNK, None)
@@ -56,8 +55,7 @@ def encode(
     ``max_length`` tokens; an empty document becomes the single token ``<unk>`` (length 1),
     so every length is >= 1. T is the longest kept length.
     """
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}")
+    max_length = _checks.check_int("max_length", max_length, minimum=1)
     index = {w: i for i, w in enumerate(vocab)}
     ids = [[index.get(w, UNK_ID) for w in doc[:max_length]] or [UNK_ID] for doc in docs]
     lengths = np.asarray([len(d) for d in ids], dtype=np.int32)

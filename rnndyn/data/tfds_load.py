@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rnndyn import _checks
 from rnndyn.data import text as text_lib
 from rnndyn.data.dataset import Dataset
 
@@ -94,7 +95,9 @@ def load(
         RuntimeError: the data could not be downloaded/prepared, or tfds is missing.
     """
     spec = _spec(name)
-    _check_settings(max_length, vocab_size, min_count)
+    max_length = _checks.check_int("max_length", max_length, minimum=1)
+    vocab_size = _checks.check_int("vocab_size", vocab_size, minimum=3)
+    min_count = _checks.check_int("min_count", min_count, minimum=1)
     settings = {
         "name": name,
         "split": split,
@@ -138,14 +141,6 @@ def _spec(name: object) -> _Spec:
             f"(use rnndyn.data.load_local for others)"
         )
     return SUPPORTED[base]
-
-
-def _check_settings(max_length: object, vocab_size: object, min_count: object) -> None:
-    for arg, value, lo in (("max_length", max_length, 1), ("vocab_size", vocab_size, 3)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise ValueError(f"{arg} must be an integer >= {lo}, got {value!r}")
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
 
 
 def _vocab_key(
