@@ -144,7 +144,7 @@ def headline(analysis: Any) -> dict:
         points=len(a.fixed_points.points),
         predicted=a.prediction.dimension,
         measured=a.manifold_dimension,
-        fp_pc1=float(a.fixed_point_dimension.spectrum[0]),
+        fp_pc1=float(next(iter(a.fixed_point_dimension.spectrum), np.nan)),
         fp_pr=a.fixed_point_dimension.participation_ratio,
         state_pr=a.state_dimension.participation_ratio,
         lam1=float(np.median(lam)),

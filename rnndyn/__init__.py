@@ -25,6 +25,7 @@ from rnndyn.linearize import (
     linear_step,
     linearization,
     run_linearized,
+    run_trajectory,
     simulate_linear,
     time_constants,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Linearization",
     "linearization",
     "run_linearized",
+    "run_trajectory",
     "analyze",
     "analysis",
     "linearize",

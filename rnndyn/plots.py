@@ -812,7 +812,10 @@ def parts(analysis: Any, *, right_vectors: Any = None, readout_state: Any = None
         "logit_effects": np.asarray(we.logit_effects),
         "bow_weights": np.asarray(we.bow_weights),
         "state_ratio": np.asarray(analysis.state_dimension.spectrum),
-        "fixed_point_ratio": np.asarray(analysis.fixed_point_dimension.spectrum),
+        # None for a single fixed point (a point attractor has no principal components)
+        "fixed_point_ratio": np.asarray(analysis.fixed_point_dimension.spectrum)
+        if np.size(analysis.fixed_point_dimension.spectrum)
+        else None,
         "predicted_ratio": np.asarray(analysis.prediction.explained_ratio),
         "threshold": float(analysis.threshold),
         "tangent_alignment": np.asarray(analysis.tangent_alignment),

@@ -154,10 +154,10 @@ def summary_rows(analysis: Any) -> list[tuple[str, str]]:
         ("top time constant τ₁ (median, steps)", f"{np.median(tau1):.1f}"),
         ("slow modes per point (median)", f"{np.median(np.asarray(a.slow_modes)):.0f}"),
         ("line-attractor score log₂(τ₁/τ₂) (median)",
-         f"{np.nanmedian(np.asarray(a.line_attractor_score)):.2f}"),
+         f"{_nanmedian(a.line_attractor_score):.2f}"),
         ("readout overlap with the manifold", f"{a.readout_overlap:.3f}"),
         ("top right eigenvector vs local tangent (median |cos|)",
-         f"{np.nanmedian(np.asarray(a.tangent_alignment)):.3f}"),
+         f"{_nanmedian(a.tangent_alignment):.3f}"),
         ("word effects vs bag-of-words (Pearson r)", f"{a.word_effects.correlation:.3f}"),
         ("accuracy: full network", f"{lin.full:.4f}"),
         ("accuracy: linearised around the initial point", f"{lin.initial:.4f}"),
@@ -166,6 +166,14 @@ def summary_rows(analysis: Any) -> list[tuple[str, str]]:
         ("distance from h0 to the reference fixed point", f"{a.reference_distance:.3g}"),
         ("analysis time (s)", f"{a.seconds:.1f}"),
     ]  # fmt: skip
+
+
+def _nanmedian(x: Any) -> float:
+    """Median of the finite entries; nan (without a warning) when there are none, e.g.
+    the tangent alignment of a single fixed point."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
 
 
 def _atomic_write(path: str, data: bytes) -> None:
