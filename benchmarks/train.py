@@ -121,7 +121,7 @@ def compare(cell: str, hidden: int, batch: dict, steps: int, warmup: int, rounds
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating blocks per model")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating blocks per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--length", type=int, default=200)
