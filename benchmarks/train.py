@@ -99,14 +99,17 @@ def _timed(step, params, state, batch, steps):
 
 def compare(cell: str, hidden: int, batch: dict, steps: int, warmup: int, rounds: int):
     """Best tokens/s (padded tokens, B*T per step) of rnndyn and of flax over ``rounds``
-    alternating blocks of ``steps`` timed steps.
+    alternating blocks of ``steps`` timed steps, then each step's XLA temporary memory
+    (MiB: activations kept for the backward pass and other intermediates).
 
     Alternating the two and keeping each one's best block makes the comparison fair on a
     shared machine, where other processes slow down some blocks but not others.
     """
-    runs = []
+    runs, temp_mb = [], []
     for make in (rnndyn_step, flax_step):
         step, params, state = make(cell, hidden, jax.random.key(0), batch)
+        memory = step.lower(params, state, batch).compile().memory_analysis()
+        temp_mb.append(memory.temp_size_in_bytes / 2**20 if memory is not None else float("nan"))
         for _ in range(warmup):  # compile and warm caches
             params, state, loss = step(params, state, batch)
         jax.block_until_ready(loss)
@@ -115,7 +118,7 @@ def compare(cell: str, hidden: int, batch: dict, steps: int, warmup: int, rounds
         for run in runs:
             elapsed, run[1], run[2] = _timed(run[0], run[1], run[2], batch, steps)
             run[3] = min(run[3], elapsed)
-    return tuple(batch["tokens"].size * steps / run[3] for run in runs)
+    return tuple(batch["tokens"].size * steps / run[3] for run in runs) + tuple(temp_mb)
 
 
 def main() -> None:
@@ -131,12 +134,19 @@ def main() -> None:
 
     batch = _batch(jax.random.key(1), args.batch_size, args.length)
     print(f"device: {jax.devices()[0].device_kind}; batch {args.batch_size}, length {args.length}")
-    print(f"{'cell':<6}{'hidden':>7}{'rnndyn tok/s':>15}{'flax nn.RNN tok/s':>20}{'ratio':>8}")
+    print(
+        f"{'cell':<6}{'hidden':>7}{'rnndyn tok/s':>15}{'flax nn.RNN tok/s':>20}{'ratio':>8}"
+        f"{'rnndyn MiB':>12}{'flax MiB':>10}"
+    )
     for cell in args.cells:
         for hidden in args.hidden:
-            ours, base = compare(cell, hidden, batch, args.steps, args.warmup, args.rounds)
+            ours, base, ours_mb, base_mb = compare(
+                cell, hidden, batch, args.steps, args.warmup, args.rounds
+            )
             print(
-                f"{cell:<6}{hidden:>7}{ours:>15,.0f}{base:>20,.0f}{ours / base:>8.2f}", flush=True
+                f"{cell:<6}{hidden:>7}{ours:>15,.0f}{base:>20,.0f}{ours / base:>8.2f}"
+                f"{ours_mb:>12.1f}{base_mb:>10.1f}",
+                flush=True,
             )
 
 

@@ -65,14 +65,15 @@ def _forward(cell, params, embedding, tokens, lengths):
         gh = cell._recurrent(state) @ params["W_h"]
         new = cell._update(extras, gx, gh, state)
         (tok_next,) = _fetch((tok,), jnp.minimum(t + 1, steps - 1))
-        # Kept for the backward step besides the state: the pre-activations' sum, or
-        # (GRU) their recurrent part, the input part being a row of the table.
-        return (new, table[tok_next]), (new, gx + gh if cell._sums_gates else gh)
+        return (new, table[tok_next]), new
 
-    _, (hs, kept) = lax.scan(step, (h0, table[tok[0]]), jnp.arange(steps))
+    # Only the states are kept for the backward pass (T·B·S floats): it recomputes the
+    # recurrent products, one matmul per step, which measured no slower than storing
+    # them (T·B·G·N more floats) and keeps long documents in memory.
+    _, hs = lax.scan(step, (h0, table[tok[0]]), jnp.arange(steps))
     last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(batch)]
     final = jnp.where((lengths > 0)[:, None], last, h0)
-    return final, (params, embedding, ids, tok, lengths, table, hs, kept)
+    return final, (params, embedding, ids, tok, lengths, table, hs)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -91,28 +92,28 @@ def final_state(cell: Any, params: Any, embedding: Array, tokens: Array, lengths
 
 
 def _backward(cell, residuals, d_final):
-    params, embedding, ids, tok, lengths, table, hs, kept = residuals
+    params, embedding, ids, tok, lengths, table, hs = residuals
     extras = cell._extras(params)
     steps = tok.shape[0]
     w_h = params["W_h"]
     h0 = jnp.zeros_like(hs[0])
 
     def step(carry, t):
-        d_state, d_extras, d_wh, d_table, (tok_t, kept_t, prev) = carry
+        d_state, d_extras, d_wh, d_table, (tok_t, prev) = carry
         prev = jnp.where(t == 0, h0, prev)  # the state before step t
         d_state = d_state + jnp.where((lengths - 1 == t)[:, None], d_final, 0.0)
-        gx, gh = (kept_t, 0.0) if cell._sums_gates else (table[tok_t], kept_t)
-        d_ex, d_gx, d_gh, d_direct = cell._update_vjp(extras, gx, gh, prev, d_state)
         recurrent, to_state = jax.vjp(cell._recurrent, prev)
+        gx, gh = table[tok_t], recurrent @ w_h
+        d_ex, d_gx, d_gh, d_direct = cell._update_vjp(extras, gx, gh, prev, d_state)
         d_state = d_direct + to_state(d_gh @ w_h.T)[0]
         d_extras = jax.tree.map(jnp.add, d_extras, d_ex)
         d_wh = d_wh + recurrent.T @ d_gh
         d_table = d_table.at[tok_t].add(d_gx)
-        # The inputs of step t - 1: its token and kept part, and the state before it.
-        nxt = _fetch((tok, kept), jnp.maximum(t - 1, 0)) + _fetch((hs,), jnp.maximum(t - 2, 0))
+        # The inputs of step t - 1: its token and the state before it.
+        nxt = _fetch((tok,), jnp.maximum(t - 1, 0)) + _fetch((hs,), jnp.maximum(t - 2, 0))
         return (d_state, d_extras, d_wh, d_table, nxt), None
 
-    first = _fetch((tok, kept), steps - 1) + _fetch((hs,), max(steps - 2, 0))
+    first = _fetch((tok,), steps - 1) + _fetch((hs,), max(steps - 2, 0))
     zeros = jax.tree.map(jnp.zeros_like, (h0, extras, w_h, table))
     (_, d_extras, d_wh, d_table, _), _ = lax.scan(
         step, (*zeros, first), jnp.arange(steps), reverse=True

@@ -114,8 +114,6 @@ class _GatedCell(Cell):
 
     #: number of gate blocks G
     _blocks = 1
-    #: whether ``_update`` reads ``gx`` and ``gh`` only through their sum (not GRU)
-    _sums_gates = True
 
     def __post_init__(self):
         _check_positive_size(f"{type(self).__name__}(hidden_size)", self.hidden_size)
@@ -248,7 +246,6 @@ class GRU(_GatedCell):
     """
 
     _blocks = 3
-    _sums_gates = False  # the candidate gate scales the recurrent part by r
 
     def init(self, key: Array, input_size: int) -> Params:
         params = super().init(key, input_size)
