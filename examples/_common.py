@@ -155,6 +155,7 @@ def headline(analysis: Any) -> dict:
         acc=a.linearized.full,
         lin=a.linearized.initial,
         lin_nn=a.linearized.nearest,
+        lin_traj=a.linearized.trajectory,
     )
 
 
@@ -169,4 +170,5 @@ COLUMNS = [
     ("r_bow", "r(bow)", ".2f"),
     ("acc", "acc", ".3f"),
     ("lin", "lin", ".3f"),
+    ("lin_traj", "lin traj", ".3f"),
 ]
