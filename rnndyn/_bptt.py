@@ -53,6 +53,9 @@ def _vocab_rows(tokens: Array, vocab_size: int) -> tuple[Array | None, Array]:
 
 
 def _forward(cell, params, embedding, tokens, lengths):
+    # Traced lengths cannot be checked: clip them, so that the state read out and the
+    # step that receives its cotangent are the same one.
+    lengths = jnp.clip(lengths, 0, tokens.shape[1])
     ids, local = _vocab_rows(tokens, embedding.shape[0])
     rows = embedding if ids is None else embedding[ids]
     table = rows @ params["W_x"] + params["b"]  # (U, G*N)

@@ -836,14 +836,19 @@ def word_effects(
 
 def _trajectory_gain(model: Classifier, params: Any, x_star: np.ndarray, length: int):
     """``(C, M)``: the final logits' gradient with respect to each input of the sequence
-    ``x*`` repeated ``length`` times from ``h0``, averaged over the positions."""
+    ``x*`` repeated ``length`` times from ``h0``, averaged over the positions (centred
+    over classes for softmax classifiers)."""
 
     def logits(xs):
         step = lambda h, x: (model.cell(params["cell"], h, x), None)  # noqa: E731
         return model.readout(params, jax.lax.scan(step, model.cell.initial_state(), xs)[0])
 
-    xs = jnp.tile(jnp.asarray(x_star, jnp.float32), (length, 1))
-    return np.asarray(jax.jacrev(logits)(xs), np.float64).mean(axis=1)
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(params["cell"]))
+    xs = jnp.tile(jnp.asarray(x_star, dtype), (length, 1))
+    gain = np.asarray(jax.jacrev(logits)(xs), np.float64).mean(axis=1)
+    # Softmax logits are defined up to a shift shared by the classes: centre, as the
+    # readout rows and bag-of-words weights are.
+    return gain if model.multilabel else gain - gain.mean(axis=0, keepdims=True)
 
 
 def linearized(
@@ -1384,16 +1389,22 @@ def _summary(a: Analysis) -> str:
     if not ref.qualified:
         lines.append(f"WARNING: {ref.reason}; word effects and the linearised model describe "
                      "dynamics the network does not rest in")  # fmt: skip
-    loss = lin.full - max(lin.initial, lin.trajectory)
+    has_trajectory = bool(np.isfinite(lin.trajectory))  # nan in reports from before it
+    loss = lin.full - max(lin.initial, lin.trajectory if has_trajectory else -np.inf)
     if loss > 0.05:
+        along = (
+            f" and {lin.full - lin.trajectory:.3f} (along the trajectory, agreement "
+            f"{lin.trajectory_agreement:.3f})"
+            if has_trajectory
+            else ""
+        )
         lines.append(
             f"WARNING: the linearised models lose {lin.full - lin.initial:.3f} (at the "
             f"reference point, agreement {lin.agreement:.3f}; with the readout recentred "
-            f"{lin.recentred:.4f}) and {lin.full - lin.trajectory:.3f} (along the trajectory, "
-            f"agreement {lin.trajectory_agreement:.3f}) accuracy: the network is not "
-            "faithfully linear in its inputs around these points"
+            f"{lin.recentred:.4f}){along} accuracy: the network is not faithfully linear "
+            "in its inputs around these points"
         )
-    elif lin.full - lin.initial > 0.05 and np.isfinite(lin.trajectory):
+    elif lin.full - lin.initial > 0.05:
         lines.append(
             f"NOTE: linearised at the reference point the model scores {lin.initial:.3f}, "
             f"along its trajectory from h0 under x* {lin.trajectory:.3f} (full "

@@ -220,6 +220,13 @@ class Classifier:
                 f"lengths must be ({tokens.shape[0]},) integers (one per row of tokens), got "
                 f"shape {tuple(lengths.shape)} dtype {lengths.dtype}"
             )
+        if not _checks.is_traced(lengths) and lengths.size:
+            lo, hi = int(jnp.min(lengths)), int(jnp.max(lengths))
+            if lo < 0 or hi > tokens.shape[1]:
+                raise ValueError(
+                    f"lengths must lie in [0, {tokens.shape[1]}] (T of tokens), got values in "
+                    f"[{lo}, {hi}]"
+                )
         return _scan_final(self, params, tokens, lengths)
 
     def apply_lengths(self, params: Params, tokens: Array, lengths: Array) -> Array:
