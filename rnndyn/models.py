@@ -214,14 +214,15 @@ class Classifier:
         ``jax.jacfwd``.
         """
         tokens, _ = self._checked(tokens, jnp.ones(jnp.shape(tokens), bool))
-        lengths = jnp.asarray(lengths)
+        raw_lengths, lengths = lengths, jnp.asarray(lengths)
         if lengths.shape != tokens.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer):
             raise ValueError(
                 f"lengths must be ({tokens.shape[0]},) integers (one per row of tokens), got "
                 f"shape {tuple(lengths.shape)} dtype {lengths.dtype}"
             )
-        if not _checks.is_traced(lengths) and lengths.size:
-            lo, hi = int(jnp.min(lengths)), int(jnp.max(lengths))
+        if not _checks.is_traced(raw_lengths) and lengths.size:
+            host = np.asarray(raw_lengths)  # on the host: no staging under an enclosing jit
+            lo, hi = int(host.min()), int(host.max())
             if lo < 0 or hi > tokens.shape[1]:
                 raise ValueError(
                     f"lengths must lie in [0, {tokens.shape[1]}] (T of tokens), got values in "
