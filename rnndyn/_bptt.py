@@ -52,6 +52,13 @@ def _vocab_rows(tokens: Array, vocab_size: int) -> tuple[Array | None, Array]:
     return ids, local.reshape(tokens.shape)
 
 
+def last_states(hs: Array, lengths: Array, h0: Array) -> Array:
+    """``(B, S)``: from the states after each step ``hs (T, B, S)``, each row's state
+    after ``lengths[b]`` steps, and ``h0 (B, S)`` where ``lengths`` is 0."""
+    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(hs.shape[1])]
+    return jnp.where((lengths > 0)[:, None], last, h0)
+
+
 def _forward(cell, params, embedding, tokens, lengths):
     # Traced lengths cannot be checked: clip them, so that the state read out and the
     # step that receives its cotangent are the same one.
@@ -76,9 +83,7 @@ def _forward(cell, params, embedding, tokens, lengths):
     # recurrent products, one matmul per step, which measured no slower than storing
     # them (T·B·G·N more floats) and keeps long documents in memory.
     _, hs = lax.scan(step, (h0, table[tok[0]]), jnp.arange(steps))
-    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(batch)]
-    final = jnp.where((lengths > 0)[:, None], last, h0)
-    return final, (params, embedding, ids, tok, lengths, table, hs)
+    return last_states(hs, lengths, h0), (params, embedding, ids, tok, lengths, table, hs)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))

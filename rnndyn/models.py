@@ -116,11 +116,9 @@ def _final_state(model: Classifier, params: Params, tokens: Array, lengths: Arra
         h = cell_step(h, x_t)
         return h, h
 
-    b = tokens.shape[0]
-    h0 = model.cell.initial_state((b,))
+    h0 = model.cell.initial_state((tokens.shape[0],))
     _, hs = lax.scan(step, h0, xs)  # (T, B, S)
-    last = hs[jnp.maximum(lengths - 1, 0), jnp.arange(b)]
-    return jnp.where((lengths > 0)[:, None], last, h0)
+    return _bptt.last_states(hs, lengths, h0)
 
 
 # The model is static (hashable frozen dataclass): eager calls reuse one compiled scan.
