@@ -5,7 +5,7 @@ weights ``gain · normal / sqrt(N)``, biases uniform in ``±1/sqrt(N)``, ``x* = 
 ``K`` starts drawn from ``N(0, 0.5²)``; an LSTM built the same way. Both tools start from
 the same states and count roots at ``q = ½‖F(h) − h‖² < 1e-10``; a peer's root counts
 only inside the cell's box (``|h_i| ≤ 1``: a GRU has no fixed point outside it), and
-ours only when certified in float64 (``Status.CONVERGED`` or ``CONTINUUM``). Distinct
+ours only when certified in float64 (``Status.ROOT`` or ``CONTINUUM``). Distinct
 roots are merged at 1e-3. Both are timed after a warm-up call (compilation excluded).
 
 Columns: ``ours s`` / ``peer s`` wall time, ``speed-up`` = peer / ours, ``roots`` and
@@ -77,7 +77,7 @@ def ours(cell, params, x, h0, batch_size=None):
         return rnndyn.find_fixed_points(cell, params, x, h0, tol=TOL, batch_size=batch_size)
 
     fps, seconds = timed(call)
-    roots = fps.keep_converged()
+    roots = fps.keep_roots()
     return {
         "seconds": seconds,
         "roots": len(roots),

@@ -8,7 +8,7 @@ sign of its channel's last pulse. A vanilla tanh RNN that solves this stores 2³
 memories, so with no input it has 8 stable fixed points (the corners of a cube in its
 state space) and unstable saddles between them (on the edges, faces and centre).
 ``rnndyn.find_fixed_points`` finds them from states the trained network visits; each
-candidate is certified (``Status.CONVERGED``: a root in float64 with ``J − I`` well
+candidate is certified (``Status.ROOT``: a root in float64 with ``J − I`` well
 conditioned) and classified by its eigenvalues: stable when every ``|λ| < 1``, a saddle
 with k unstable directions otherwise. The readout at each stable point gives its
 memory; all 8 sign patterns should appear once.
@@ -108,7 +108,7 @@ def main() -> None:
     fps = rnndyn.find_fixed_points(
         cell, params["cell"], jnp.zeros(BITS), h0, key=k_search, tol=1e-12, verbose=not args.quiet
     )
-    certified = fps.select(np.asarray(fps.status) == int(rnndyn.Status.CONVERGED))
+    certified = fps.select(np.asarray(fps.status) == int(rnndyn.Status.ROOT))
     print(f"{len(fps)} candidates: {fps.counts()}")
     if len(certified) == 0:
         print("no certified fixed point (train longer: drop --smoke)")
@@ -123,7 +123,7 @@ def main() -> None:
     saddles = {k: int(np.sum(unstable == k)) for k in range(1, BITS + 1) if np.any(unstable == k)}
     if np.any(unstable > BITS):
         saddles[f">{BITS}"] = int(np.sum(unstable > BITS))
-    print(f"{len(found)} distinct certified fixed points (Status.CONVERGED)")
+    print(f"{len(found)} distinct certified fixed points (Status.ROOT)")
     print(f"stable: {int(stable.sum())} (expected 8); their memories cover "
           f"{len(patterns)} of the 8 sign patterns")  # fmt: skip
     print(f"saddles by number of unstable directions: {saddles}")

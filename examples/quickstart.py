@@ -40,12 +40,12 @@ def main() -> None:
         tol=1e-10,
         verbose=not args.quiet,
     )
-    found = fps.keep_converged().merge_duplicates(tol=1e-3).drop_outliers()
+    found = fps.keep_roots().merge_duplicates(1e-3).drop_outliers()
     j_rec, _ = rnndyn.jacobians(cell, params, found.points, found.inputs)
     eigen = rnndyn.eig(j_rec)
     tau = rnndyn.time_constants(eigen.values)
 
-    print(f"{fps.num_converged}/{len(fps)} searches converged; {len(found)} distinct fixed points")
+    print(f"{fps.describe()}; {len(found)} distinct fixed points")
     print(f"{'#':>3} {'q':>10} {'|h*|':>8} {'max |λ|':>8} {'τ1 (steps)':>11} {'stable':>7}")
     for i in np.argsort(np.asarray(found.speeds))[:10]:
         top = float(jnp.abs(eigen.values[i, 0]))

@@ -556,7 +556,7 @@ def search_fixed_points(
             polish_steps=polish,
             **settings,
         )
-        kept = found.keep_converged()
+        kept = found.keep_slow()
         if len(kept) >= 2:
             kept = kept.merge_duplicates(merge_tol).drop_outliers(outlier_factor)
         if len(kept) >= 2:
@@ -976,7 +976,7 @@ def word_input_fixed_points(
         learning_rate=learning_rate,
         polish_steps=50,
     )
-    ok = np.asarray(found.converged).reshape(n, k)
+    ok = np.asarray(found.slow).reshape(n, k)
     delta = np.asarray(model.readout(params, jnp.asarray(found.points))) - np.tile(
         np.asarray(model.readout(params, jnp.asarray(starts))), (n, 1)
     )
@@ -1082,7 +1082,7 @@ def analyze(
         model, params, run.visited, x_star, key=k_init, num_initial=num_initial, noise=noise,
         merge_tol=merge_tol, outlier_factor=outlier_factor, verbose=verbose, **search,
     )  # fmt: skip
-    log(f"{found.num_converged}/{len(found)} converged ({how}), {len(kept)} kept")
+    log(f"{found.describe()} ({how}); {len(kept)} kept")
     lin = linearization(model.cell, params["cell"], kept.points, kept.inputs)
     spec, eigen = spectra(lin, slow_tol=slow_tol)
     sel_full = run_network(
@@ -1120,7 +1120,7 @@ def analyze(
     result = Analysis(
         fixed_points=jax.tree_util.tree_map(np.asarray, kept), spectra=spec, reference=ref,
         geometry=geo, word_effects=effects, linearized=lin_acc, word_inputs=inputs,
-        prediction=prediction, num_candidates=len(found), num_converged=found.num_converged,
+        prediction=prediction, num_candidates=len(found), num_converged=int(np.sum(found.slow)),
         seconds=time.perf_counter() - t0, model=_describe(model),
         dataset=str(getattr(data, "name", "") or ""), search=how,
         settings={"input_star": input_star, "reference": reference, "tol": float(tol),

@@ -33,7 +33,7 @@ def test_tanh_fixed_points_match_analytic_roots():
     assert roots[2] == pytest.approx(0.957504, abs=1e-6)
     h0 = jnp.linspace(-1.5, 1.5, 31)[:, None]
     fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
-    assert fps.converged.all()
+    assert fps.root.all()
     found = np.asarray(fps.points[:, 0])
     start = np.asarray(h0[:, 0])
     # descent on q has its own basins: q has maxima where F'(h) = 1, i.e. at
@@ -42,19 +42,19 @@ def test_tanh_fixed_points_match_analytic_roots():
     expected = np.where(np.abs(start) < edge, 0.0, np.sign(start) * roots[2])
     clear = np.abs(np.abs(start) - edge) > 0.1  # momentum may cross a near edge
     np.testing.assert_allclose(found[clear], expected[clear], atol=1e-5)
-    unique = fps.keep_converged().merge_duplicates(1e-3)
+    unique = fps.keep_roots().merge_duplicates(1e-3)
     np.testing.assert_allclose(np.sort(np.asarray(unique.points[:, 0])), roots, atol=1e-5)
     assert np.all(np.asarray(fps.speeds) < 1e-8)
 
 
 @settings(max_examples=8, deadline=None)
 @given(w=st.floats(1.3, 4.0), seed=st.integers(0, 1000))
-def test_tanh_property_every_converged_point_is_a_root(w, seed):
+def test_tanh_property_every_certified_root_is_a_root(w, seed):
     cell, params = tanh_cell(w)
     h0 = jax.random.uniform(jax.random.key(seed), (16, 1), minval=-2.0, maxval=2.0)
     fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, max_steps=3000)
     roots = tanh_roots(w)
-    pts = np.asarray(fps.keep_converged().points[:, 0])
+    pts = np.asarray(fps.keep_roots().points[:, 0])
     assert pts.size > 0
     assert np.min(np.abs(pts[:, None] - roots[None]), axis=1).max() < 1e-4
 
@@ -75,7 +75,7 @@ def test_linear_cell_unique_fixed_point():
     fps = rnndyn.find_fixed_points(
         linear_cell(a), {"b": jnp.asarray(b)}, x, key=jax.random.key(1), num_initial=32
     )
-    assert fps.converged.all()
+    assert fps.root.all()
     np.testing.assert_allclose(fps.points, np.broadcast_to(truth, (32, 4)), atol=1e-4)
     assert len(fps.merge_duplicates(1e-3)) == 1
 
@@ -97,7 +97,7 @@ def test_line_attractor_returns_a_continuum():
     )
     h0 = jax.random.uniform(jax.random.key(0), (64, 2), minval=-1, maxval=1)
     fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-12)
-    assert fps.converged.all()
+    assert fps.root.all()
     pts = np.asarray(fps.points)
     np.testing.assert_allclose(pts[:, 1], 0.0, atol=1e-5)
     # the line coordinate is free, so each point keeps its own h1: a spread of points
@@ -106,7 +106,7 @@ def test_line_attractor_returns_a_continuum():
 
 
 @pytest.mark.parametrize("cls", [cells.GRU, cells.LSTM])
-def test_random_gated_cells_converged_points_are_fixed(cls):
+def test_random_gated_cells_certified_roots_are_fixed(cls):
     n, m = 16, 3
     cell = cls(n)
     params = cell.init(jax.random.key(0), m)
@@ -114,7 +114,7 @@ def test_random_gated_cells_converged_points_are_fixed(cls):
     x = 0.1 * jax.random.normal(jax.random.key(1), (m,))
     h0 = jax.random.uniform(jax.random.key(2), (64, cell.state_size), minval=-1, maxval=1)
     fps = rnndyn.find_fixed_points(cell, params, x, h0, tol=1e-10, max_steps=3000)
-    conv = fps.keep_converged()
+    conv = fps.keep_roots()
     assert len(conv) > 0
     # check with the cell evaluated in float64, independently of the optimiser's q
     with jax.enable_x64(True):
@@ -130,19 +130,23 @@ def test_newton_polish_goes_far_below_adam_tolerance():
     h0 = jnp.array([[0.5], [0.8], [-0.7]])
     adam_only = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, tol=1e-6, polish_steps=0)
     polished = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, tol=1e-6)
-    assert adam_only.converged.all() and polished.converged.all()
-    assert np.all(np.asarray(adam_only.speeds) > 1e-10)  # Adam stops just under tol
+    # Adam stops just under tol, up to ~2e-3 from the roots (|r| <= 1.4e-3, |J - I| ~ 0.8):
+    # slow points, certified as roots only where the root is within merge_distance
+    assert adam_only.slow.all() and polished.root.all()
+    dist = np.abs(np.abs(np.asarray(adam_only.points[:, 0])) - tanh_roots(2.0)[2])
+    np.testing.assert_array_equal(np.asarray(adam_only.root), dist < 1e-3)
+    assert np.all(np.asarray(adam_only.speeds) > 1e-10)
     assert np.all(np.asarray(polished.speeds) < 1e-13)
 
 
-def test_diverging_candidates_are_not_converged():
+def test_diverging_candidates_are_not_roots():
     # F(h) = h - log(h): root at h = 1; from h < 0 the residual is NaN
     cell = cells.from_function(lambda p, h, x: h - jnp.log(h), state_size=1)
     h0 = jnp.array([[0.5], [2.0], [-1.0], [-0.3]])
     fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0)
-    np.testing.assert_array_equal(fps.converged, [True, True, False, False])
+    np.testing.assert_array_equal(fps.root, [True, True, False, False])
     assert np.all(np.isinf(np.asarray(fps.speeds)[2:]))
-    np.testing.assert_allclose(fps.keep_converged().points[:, 0], [1.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(fps.keep_roots().points[:, 0], [1.0, 1.0], atol=1e-5)
 
 
 def test_freezes_each_point_when_below_tolerance():
@@ -159,14 +163,14 @@ def test_noise_and_defaults_need_a_key():
     cell, params = tanh_cell(2.0)
     with pytest.raises(ValueError, match="key is required"):
         rnndyn.find_fixed_points(cell, params, jnp.zeros(1))
-    with pytest.raises(ValueError, match="key is required when noise_scale"):
-        rnndyn.find_fixed_points(cell, params, jnp.zeros(1), jnp.ones((2, 1)), noise_scale=0.1)
+    with pytest.raises(ValueError, match="key is required when noise"):
+        rnndyn.find_fixed_points(cell, params, jnp.zeros(1), jnp.ones((2, 1)), noise=0.1)
     fps = rnndyn.find_fixed_points(
         cell,
         params,
         jnp.zeros(1),
         jnp.full((8, 1), 0.5),
-        noise_scale=0.1,
+        noise=0.1,
         key=jax.random.key(0),
     )
     start = np.asarray(fps.initial_states[:, 0])
@@ -196,7 +200,9 @@ def _result(points, speeds):
     return rnndyn.FixedPoints(
         points=points,
         speeds=jnp.asarray(speeds, jnp.float32),
-        converged=jnp.asarray(np.asarray(speeds) < 1e-8),
+        status=jnp.where(
+            jnp.asarray(speeds) < 1e-8, rnndyn.Status.SLOW_POINT, rnndyn.Status.STALLED
+        ),
         steps=jnp.zeros(k, jnp.int32),
         inputs=jnp.zeros((k, 1)),
         initial_states=points,
@@ -206,14 +212,14 @@ def _result(points, speeds):
 def test_merge_keeps_the_slowest_of_each_group_and_drop_outliers():
     pts = [[0.0, 0.0], [0.0005, 0.0], [1.0, 0.0], [1.0, 0.0002], [50.0, 50.0], [0.5, 0.0]]
     fps = _result(pts, [1e-9, 1e-12, 1e-12, 1e-10, 1e-11, 1e-3])
-    conv = fps.keep_converged()
-    assert len(conv) == 5  # the last has q above 1e-8
+    conv = fps.keep_slow()
+    assert len(conv) == 5  # the last is not slow
     merged = conv.merge_duplicates(1e-3)
     np.testing.assert_allclose(merged.points, [[0.0005, 0.0], [1.0, 0.0], [50.0, 50.0]], atol=1e-6)
     line = _result([[i * 0.1, 0.0] for i in range(10)] + [[30.0, 0.0]], [0.0] * 11)
     kept = line.drop_outliers(factor=10.0)
     assert len(kept) == 10 and float(kept.points[:, 0].max()) < 1.0
-    with pytest.raises(ValueError, match="tol must be"):
+    with pytest.raises(ValueError, match="distance must be"):
         fps.merge_duplicates(-1.0)
 
 
@@ -277,7 +283,7 @@ def test_progress_is_printed_and_silenced(capsys):
     h0 = jnp.array([[0.3]])
     rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, verbose=True, log_every=10)
     err = capsys.readouterr().err
-    assert "iteration" in err and "1/1 converged" in err
+    assert "iteration" in err and "1 slow points (q < 1e-08) of 1 starts: 1 certified" in err
     rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0)
     assert capsys.readouterr().err == ""
 
@@ -285,26 +291,147 @@ def test_progress_is_printed_and_silenced(capsys):
 # --- statuses, bounds, deflation, clean-up ----------------------------------------------
 
 
-def test_statuses_of_a_slow_point_a_step_cap_and_divergence():
-    # h' = h + 0.1 (h² + 0.01): no root; q = ½·0.01 (h² + 0.01)² has its minimum at 0
+def test_statuses_of_a_stall_a_step_cap_and_divergence():
+    # h' = h + 0.1 (h² + 0.01): no root; q = ½·0.01 (h² + 0.01)² has its minimum 5e-7 > tol
+    # at 0, so descent stalls there above tol
     slow = cells.from_function(lambda p, h, x: h + 0.1 * (h**2 + 0.01), state_size=1)
     fps = rnndyn.find_fixed_points(slow, {}, jnp.zeros(1), jnp.array([[0.5], [-0.3]]))
-    assert [rnndyn.Status(s) for s in np.asarray(fps.status)] == [rnndyn.Status.SLOW_POINT] * 2
+    assert _statuses(fps) == [rnndyn.Status.STALLED] * 2
     np.testing.assert_allclose(fps.points[:, 0], 0.0, atol=1e-2)
-    assert not np.any(np.asarray(fps.converged))
+    assert not np.any(np.asarray(fps.slow))
     cell, params = tanh_cell(2.0)
     capped = rnndyn.find_fixed_points(
         cell, params, jnp.zeros(1), jnp.array([[0.7]]), max_steps=1, polish_steps=0
     )
-    assert rnndyn.Status(int(capped.status[0])) is rnndyn.Status.MAX_STEPS
+    assert _statuses(capped) == [rnndyn.Status.MAX_STEPS]
     blowup = cells.from_function(lambda p, h, x: jnp.exp(50.0 * h) + h, state_size=1)
     out = rnndyn.find_fixed_points(blowup, {}, jnp.zeros(1), jnp.array([[20.0]]))
-    assert rnndyn.Status(int(out.status[0])) is rnndyn.Status.DIVERGED
+    assert _statuses(out) == [rnndyn.Status.DIVERGED]
     assert not np.isfinite(float(out.speeds[0]))
     assert "NaN or inf" in rnndyn.Status.DIVERGED.message
 
 
-def test_no_converged_point_outside_the_gru_box():
+# --- known-answer systems, one per status (docs/fixed_points.md#statuses) -------------
+
+
+def _statuses(fps) -> list:
+    return [rnndyn.Status(int(s)) for s in np.asarray(fps.status)]
+
+
+@pytest.mark.parametrize("polish_steps", [50, 0])
+def test_no_root_with_a_vanishing_residual_reports_no_root(polish_steps):
+    # F(h) = h + e^{-h}: the residual e^{-h} vanishes as h -> inf, and there is no root;
+    # J - I = -e^{-h} vanishes with it, so a small sigma_min says nothing about roots here
+    cell = cells.from_function(lambda p, h, x: h + jnp.exp(-h), state_size=1)
+    h0 = jnp.linspace(0.0, 3.0, 8)[:, None]
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, polish_steps=polish_steps)
+    assert not np.any(np.asarray(fps.root))
+    slow = np.asarray(fps.slow)
+    if polish_steps:  # Levenberg-Marquardt runs down the slope until q < tol
+        assert slow.all()
+    # a slow point's Newton step says where the linearisation puts a root: one unit on,
+    # whatever the residual, because r / (J - I) = -1 exactly
+    np.testing.assert_allclose(np.asarray(fps.correction)[slow], 1.0, rtol=1e-6)
+    assert all(s in (rnndyn.Status.SLOW_POINT, rnndyn.Status.STALLED) for s in _statuses(fps))
+
+
+def test_a_uniform_slow_drift_is_a_plateau_of_slow_points_without_roots():
+    # F(h) = h + 1e-5: q = 2·(1e-5)²/2 = 1e-10 < tol everywhere, J - I = 0, no root
+    cell = cells.from_function(lambda p, h, x: h + 1e-5, state_size=2)
+    h0 = jax.random.uniform(jax.random.key(0), (16, 2), minval=-1, maxval=1)
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0)
+    assert _statuses(fps) == [rnndyn.Status.SLOW_POINT] * 16
+    np.testing.assert_allclose(fps.certificate, 1e-10, rtol=1e-3)
+    np.testing.assert_array_equal(fps.sigma_min, 0.0)
+    np.testing.assert_array_equal(fps.points, h0)  # q < tol at the start: nothing moves
+
+
+def test_an_exact_line_attractor_is_a_continuum():
+    # A = [[3, 1], [1, 3]] / 4 (exact in binary): eigenvalue 1 along (1, 1), 1/2 along
+    # (1, -1); every multiple of (1, 1) is a root
+    a = jnp.array([[0.75, 0.25], [0.25, 0.75]])
+    cell = cells.from_function(lambda p, h, x: a @ h, state_size=2)
+    h0 = jax.random.uniform(jax.random.key(0), (32, 2), minval=-1, maxval=1)
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-12)
+    assert _statuses(fps) == [rnndyn.Status.CONTINUUM] * 32
+    pts = np.asarray(fps.points)
+    np.testing.assert_allclose(pts[:, 0], pts[:, 1], atol=1e-6)
+    # each start relaxes along the fast direction only: it keeps its (1, 1) coordinate
+    np.testing.assert_allclose(pts.sum(1), np.asarray(h0).sum(1), atol=1e-4)
+    np.testing.assert_allclose(fps.sigma_min, 0.0, atol=1e-7)
+
+
+def test_a_near_line_attractor_has_one_root_and_a_line_of_slow_points():
+    # F(h) = A (h - h*) + h* with eigenvalues 1 - 1e-4 (along u) and 1/2: a single root h*,
+    # and q = ½ (1e-4 t)² < tol = 1e-8 for |t| < 1.4 along the line h* + t u
+    u = np.array([0.6, 0.8])
+    a = jnp.asarray((1 - 1e-4) * np.outer(u, u) + 0.5 * np.outer([0.8, -0.6], [0.8, -0.6]))
+    root = jnp.array([0.2, -0.1])
+    cell = cells.from_function(lambda p, h, x: a @ (h - root) + root, state_size=2)
+    t = np.linspace(-0.5, 0.5, 21)
+    h0 = jnp.concatenate([root[None] + 1e-5, jnp.asarray(root + np.outer(t, u), jnp.float32)])
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-8)
+    status = np.asarray(fps.status)
+    dist = np.linalg.norm(np.asarray(fps.points) - np.asarray(root), axis=1)
+    assert status[0] == rnndyn.Status.ROOT  # started on the root: not a continuum
+    assert not np.any(status == rnndyn.Status.CONTINUUM)
+    assert np.all(dist[np.asarray(fps.root)] < 1e-3)  # no reported root is false
+    assert np.all(status[dist > 1e-3] == rnndyn.Status.SLOW_POINT)
+    assert np.ptp(np.asarray(fps.keep_slow().points) @ u) > 0.9  # the line is kept
+    np.testing.assert_allclose(fps.sigma_min, 1e-4, rtol=1e-2)
+
+
+def _face_cell(gain: float):
+    """1-D ``F(h) = z h + (1 - z)(-0.5)``, ``z = σ(gain h)``, in the box [-1, 1]: one root
+    at -0.5; for h > 0 the gate saturates and q falls towards the face h = 1 (and on
+    beyond it, where the cell's state cannot go)."""
+
+    def f(p, h, x):
+        z = jax.nn.sigmoid(gain * h)
+        return z * h + (1.0 - z) * (-0.5)
+
+    return cells.from_function(f, state_size=1, bounds=(-1.0, 1.0))
+
+
+def test_a_saturated_face_of_the_box_is_outside_or_slow_never_a_root():
+    h0 = jnp.linspace(-0.9, 0.9, 7)[:, None]
+    # gain 5: q(1) = ½ (0.0067·1.5)² = 5e-5 > tol: descent from h > 0 pins at the face
+    fps = rnndyn.find_fixed_points(_face_cell(5.0), {}, jnp.zeros(1), h0)
+    status, pts = np.asarray(fps.status), np.asarray(fps.points[:, 0])
+    np.testing.assert_array_equal(status[:3], rnndyn.Status.ROOT)
+    np.testing.assert_allclose(pts[:3], -0.5, atol=1e-6)
+    np.testing.assert_array_equal(status[-3:], rnndyn.Status.OUTSIDE)
+    np.testing.assert_array_equal(pts[-3:], 1.0)
+    # gain 10: q(1) = 2.3e-9 < tol: a slow point on the face; the root its Newton step
+    # points to (0.1 beyond the face) is not in the box, so it is not a root
+    fps = rnndyn.find_fixed_points(_face_cell(10.0), {}, jnp.zeros(1), h0)
+    status, pts = np.asarray(fps.status), np.asarray(fps.points[:, 0])
+    np.testing.assert_allclose(pts[np.asarray(fps.root)], -0.5, atol=1e-6)
+    np.testing.assert_array_equal(status[-3:], rnndyn.Status.SLOW_POINT)
+    np.testing.assert_array_equal(pts[-3:], 1.0)
+
+
+def test_float32_artefacts_are_labelled_and_not_slow_points():
+    # F(h) = h + 1e-4 at h ~ 1e4: float32's spacing there is 1e-3, so F(h) = h exactly in
+    # float32 (q = 0), while in float64 q = 2·(1e-4)²/2 = 1e-8 > tol
+    cell = cells.from_function(lambda p, h, x: h + 1e-4, state_size=2)
+    h0 = jnp.full((3, 2), 1e4) + jnp.arange(3.0)[:, None]
+    fps = rnndyn.find_fixed_points(cell, {}, jnp.zeros(1), h0, tol=1e-10)
+    np.testing.assert_array_equal(fps.speeds, 0.0)
+    assert _statuses(fps) == [rnndyn.Status.ARTEFACT] * 3
+    np.testing.assert_allclose(fps.certificate, 1e-8, rtol=1e-3)
+    assert not np.any(np.asarray(fps.slow))
+
+
+def test_without_a_certificate_nothing_is_called_a_root():
+    cell, params = tanh_cell(2.0)
+    h0 = jnp.array([[0.5], [0.8], [-0.7]])
+    fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, certify=False)
+    assert _statuses(fps) == [rnndyn.Status.SLOW_POINT] * 3
+    assert "no float64 certificate ran" in fps.describe()
+
+
+def test_no_root_outside_the_gru_box():
     # the issue's example: saturated gates make F(h) = h hold in float32 far outside
     # [-1, 1]^N; the search stays in the box and certifies what it calls a root
     cell = rnndyn.GRU(4)
@@ -315,10 +442,10 @@ def test_no_converged_point_outside_the_gru_box():
             cell, params, jnp.zeros(3), key=jax.random.key(1), num_initial=256, learning_rate=lr
         )
         pts = np.asarray(fps.points)
-        conv = np.asarray(fps.converged)
+        conv = np.asarray(fps.root)
         assert conv.any()
         assert np.all(np.abs(pts[conv]) <= 1.0)
-        # every converged point is a root of the float64 map
+        # every certified root is a root of the float64 map
         f64 = np.asarray(fps.certificate)[conv]
         assert np.all(f64 < 1e-8)
 
@@ -337,9 +464,9 @@ def test_deflation_reseeds_from_unstable_roots():
     cell, params = tanh_cell(2.0)
     h0 = jnp.zeros((8, 1))
     plain = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, deflation_rounds=0)
-    assert len(plain.keep_converged().merge_duplicates(1e-3)) == 1
+    assert len(plain.keep_roots().merge_duplicates(1e-3)) == 1
     fps = rnndyn.find_fixed_points(cell, params, jnp.zeros(1), h0, deflation_rounds=2)
-    found = np.sort(np.asarray(fps.keep_converged().merge_duplicates(1e-3).points[:, 0]))
+    found = np.sort(np.asarray(fps.keep_roots().merge_duplicates(1e-3).points[:, 0]))
     np.testing.assert_allclose(found, tanh_roots(2.0), atol=1e-5)
     assert fps.stats["new_roots_round_1"] == 2
 
@@ -359,7 +486,7 @@ def test_ring_is_a_continuum_and_drop_outliers_keeps_the_origin():
     radius = np.linalg.norm(np.asarray(fps.points), axis=1)
     assert np.all(status[:64] == rnndyn.Status.CONTINUUM)
     np.testing.assert_allclose(radius[:64], 1.0, atol=1e-4)
-    assert np.all(status[64:] == rnndyn.Status.CONVERGED)  # σ_min(J − I) = dt at 0
+    assert np.all(status[64:] == rnndyn.Status.ROOT)  # σ_min(J − I) = dt at 0
     np.testing.assert_allclose(radius[64:], 0.0, atol=1e-5)
     # before merging (duplicates of the origin) and after: the origin stays
     for fp in (fps, fps.merge_duplicates(1e-3)):

@@ -1,0 +1,128 @@
+"""Compiling and running the search: a cache of compiled searches, chunks of at most
+``batch_size`` candidates, and sharding of each chunk over the local devices."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from rnndyn import _checks
+from rnndyn.cells import Cell
+from rnndyn.fixed_points import search
+
+__all__ = ["Fingerprinted", "pad_rows", "run"]
+
+
+def _fingerprint(obj: Any, seen: frozenset = frozenset()) -> Any:
+    """A hashable value equal for optimisers built the same way (e.g. two ``adam(1e-3)``).
+
+    Functions are described by their code, closure contents and defaults, recursively;
+    containers by their items; numbers and strings by value; arrays by their bytes. Any
+    other object falls back to its identity (so it still compiles correctly, just once
+    per object).
+    """
+    if id(obj) in seen:
+        return ("cycle",)
+    seen = seen | {id(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)) and not _checks.is_traced(obj):
+        arr = np.asarray(obj)
+        return ("array", arr.shape, str(arr.dtype), arr.tobytes())
+    if isinstance(obj, functools.partial):
+        return ("partial", _fingerprint(obj.func, seen), _fingerprint(obj.args, seen),
+                _fingerprint(obj.keywords, seen))  # fmt: skip
+    if isinstance(obj, types.FunctionType):
+        cells = tuple(_fingerprint(c.cell_contents, seen) for c in obj.__closure__ or ())
+        return ("fn", obj.__code__, cells, _fingerprint(obj.__defaults__, seen),
+                _fingerprint(obj.__kwdefaults__, seen))  # fmt: skip
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_fingerprint(o, seen) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((repr(k), _fingerprint(v, seen)) for k, v in obj.items()))
+    if isinstance(obj, (types.BuiltinFunctionType, type, types.ModuleType)):
+        return ("named", getattr(obj, "__module__", None), getattr(obj, "__qualname__", obj))
+    return ("id", id(obj))
+
+
+class Fingerprinted:
+    """An optax transformation that hashes and compares by how it was built."""
+
+    def __init__(self, value: optax.GradientTransformation):
+        self.value = value
+        self.key = _fingerprint(value)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fingerprinted) and self.key == other.key
+
+
+@functools.lru_cache(maxsize=8)
+def _mesh(devices: int) -> Mesh:
+    """A 1-D mesh named ``k`` over the first ``devices`` local devices."""
+    return Mesh(np.asarray(jax.local_devices()[:devices]), ("k",))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(cell: Cell, static: search.Static, num_devices: int):
+    """The jitted search; sharded over ``num_devices`` local devices along ``K``."""
+    fn = functools.partial(search.search, cell, st=static)
+    if num_devices == 1:
+        return jax.jit(fn)
+    k = P("k")
+    sharded = jax.shard_map(
+        fn,
+        mesh=_mesh(num_devices),
+        in_specs=(P(), k, k, k, k, P(), P(), P()),
+        out_specs=k,
+        check_vma=False,
+    )
+    return jax.jit(sharded)
+
+
+def pad_rows(a: jax.Array, rows: int) -> jax.Array:
+    """Pad ``a`` along axis 0 to ``rows`` by repeating its last row."""
+    extra = rows - a.shape[0]
+    return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)])
+
+
+def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbose):
+    """``search.search`` over ``h0 (K, S)`` in chunks of ``batch_size``, each sharded over
+    the local devices; inside the caller's ``jit``/``vmap``, one call. Returns
+    ``search.Outcome``."""
+    lower, upper = bounds
+    k = h0.shape[0]
+    traced = any(_checks.is_traced(a) for a in jax.tree_util.tree_leaves((params, inputs, h0)))
+    roots, roots_mask = roots
+    if traced:  # inside the user's jit/vmap: one call, no host-side chunking
+        return search.search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn, static)
+    devices = jax.local_device_count()
+    chunk = k if batch_size is None else min(batch_size, k)
+    chunk = -(-chunk // devices) * devices
+    fn = _compiled(cell, static, devices)
+    outs = []
+    for start in range(0, k, chunk):
+        stop = min(start + chunk, k)
+        args = [pad_rows(a[start:stop], chunk) for a in (inputs, h0, lower, upper)]
+        if devices > 1:
+            sharding = NamedSharding(_mesh(devices), P("k"))
+            args = [jax.device_put(a, sharding) for a in args]
+        out = fn(params, *args, roots, roots_mask, dyn)
+        outs.append(jax.tree_util.tree_map(lambda a, n=stop - start: a[:n], out))
+        if verbose and k > chunk:
+            print(f"[rnndyn] fixed points: {stop}/{k} candidates searched", file=sys.stderr,
+                  flush=True)  # fmt: skip
+    if len(outs) == 1:
+        return outs[0]
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
