@@ -139,18 +139,20 @@ def headline(analysis: Any) -> dict:
     import numpy as np
 
     a = analysis
-    lam = np.abs(a.eigenvalues[:, 0])
+    geo, spec = a.geometry, a.spectra
+    median = lambda x: float(np.median(x)) if np.size(x) else float("nan")  # noqa: E731
     return dict(
-        points=len(a.fixed_points.points),
+        points=len(a.points.kept),
+        roots=int(np.sum(a.points.candidates.root)),
         predicted=a.prediction.dimension,
-        measured=a.manifold_dimension,
-        fp_pc1=float(next(iter(a.fixed_point_dimension.spectrum), np.nan)),
-        fp_pr=a.fixed_point_dimension.participation_ratio,
-        state_pr=a.state_dimension.participation_ratio,
-        lam1=float(np.median(lam)),
-        tau1=float(np.median(a.time_constants[:, 0])),
-        slow=float(np.median(a.slow_modes)),
-        overlap=a.readout_overlap,
+        measured=geo.manifold_dimension,
+        fp_pc1=float(next(iter(geo.fixed_point_dimension.spectrum), np.nan)),
+        fp_pr=geo.fixed_point_dimension.participation_ratio,
+        state_pr=geo.state_dimension.participation_ratio,
+        lam1=median(spec.spectral_radius),
+        tau1=median(spec.time_constants[:, 0]),
+        slow=median(spec.slow_modes),
+        overlap=geo.readout_overlap,
         r_bow=a.word_effects.correlation,
         acc=a.linearized.full,
         lin=a.linearized.initial,

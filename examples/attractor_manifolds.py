@@ -28,7 +28,6 @@ import csv
 import importlib.util
 import io
 import os
-import sys
 
 import jax
 import numpy as np
@@ -135,29 +134,27 @@ def main() -> None:
             params = rnndyn.train.train(
                 model, train_set, test_set, key=k_fit, config=cfg, verbose=not args.quiet
             ).params
-            try:
-                a = rnndyn.analyze(
-                    model,
-                    test_set,
-                    params,
-                    key=k_an,
-                    train_data=train_set,
-                    max_examples=1000 if task == "reviews" else 500,
-                    num_initial=512,
-                    input_star=args.input_star,
-                    verbose=not args.quiet,
-                )
-            except RuntimeError as err:  # e.g. a single fixed point: no manifold
-                print(f"{task:<13}{cell:<6} analysis failed: {err}", file=sys.stderr)
-                continue
+            a = rnndyn.analyze(
+                model,
+                test_set,
+                params,
+                key=k_an,
+                train_data=train_set,
+                max_examples=1000 if task == "reviews" else 500,
+                num_initial=512,
+                input_star=args.input_star,
+                verbose=not args.quiet,
+            )
+            ref_lam = a.reference.spectral_radius if a.reference is not None else np.nan
             lam = a.spectra.spectral_radius
             print(
-                f"{task:<13}{cell:<6}{a.prediction.dimension:>5}{a.manifold_dimension:>7}"
-                f"{a.fixed_point_dimension.pca90:>5}{a.state_dimension.participation_ratio:>6.2f}"
-                f"{float(sorted(lam)[len(lam) // 2]):>7.3f}{a.readout_overlap:>8.2f}"
+                f"{task:<13}{cell:<6}{a.prediction.dimension:>5}{a.geometry.manifold_dimension:>7}"
+                f"{a.geometry.fixed_point_dimension.pca90:>5}"
+                f"{a.geometry.state_dimension.participation_ratio:>6.2f}"
+                f"{float(sorted(lam)[len(lam) // 2]):>7.3f}{a.geometry.readout_overlap:>8.2f}"
                 f"{a.word_effects.correlation:>7.2f}{a.linearized.full:>7.3f}"
                 f"{a.linearized.initial:>7.3f}{a.linearized.nearest:>7.3f}"
-                f"{a.reference.spectral_radius:>8.3f}",
+                f"{ref_lam:>8.3f}",
                 flush=True,
             )
             if args.out:

@@ -31,7 +31,7 @@ def main() -> None:
         _, _, a = C.train_and_analyze(args.cell, train_set, test_set, args, name=folder)
         row = {"task": name}
         if a is not None:
-            row.update(C.headline(a), fp90=a.fixed_point_dimension.pca90)
+            row.update(C.headline(a), fp90=a.geometry.fixed_point_dimension.pca90)
         rows.append(row)
     cols = [("task", "task", str), *C.COLUMNS[:3], ("fp90", "fp 90%", "d"),
             *C.COLUMNS[3:5], ("slow", "slow", ".0f"), *C.COLUMNS[8:]]  # fmt: skip

@@ -29,7 +29,7 @@ def main() -> None:
         _, _, a = C.train_and_analyze(args.cell, train_set, test_set, args, name=folder)
         row = {"task": name}
         if a is not None:
-            spec = a.state_dimension.spectrum
+            spec = a.geometry.state_dimension.spectrum
             row.update(C.headline(a), top="/".join(f"{v:.2f}" for v in spec[:4]))
         rows.append(row)
     cols = [("task", "task", str), *C.COLUMNS[:3], ("state_pr", "state PR", ".2f"),

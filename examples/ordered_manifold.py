@@ -54,7 +54,7 @@ def main() -> None:
     _, _, a = C.train_and_analyze(args.cell, train_set, test_set, args, name="ratings")
     if a is not None:
         print("the trained network:")
-        print(C.table([{"cell": args.cell, **C.headline(a), "state_pr": a.state_dimension.
+        print(C.table([{"cell": args.cell, **C.headline(a), "state_pr": a.geometry.state_dimension.
                         participation_ratio}], [("cell", "cell", str), *C.COLUMNS[:3],
                        ("state_pr", "state PR", ".2f"), *C.COLUMNS[4:]]))  # fmt: skip
 

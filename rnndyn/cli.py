@@ -681,7 +681,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
 
 def run_report(args: argparse.Namespace) -> int:
     """``rnndyn report`` / ``rnndyn analyze --figures``: returns the exit status."""
-    import jax
+    import dataclasses
 
     try:
         from rnndyn.report import write_report
@@ -691,18 +691,14 @@ def run_report(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(out))
     if not args.quiet:
         print("[report] drawing the figures", file=sys.stderr, flush=True)
-    analysis_settings = {
-        k: getattr(args, k)
-        for k in ("seed", "max_examples", "num_initial", "tol", "max_steps", "threshold")
-    }
     train_args = ckpt.metadata.get("args") or {}
     training = {**vars(build_parser().parse_args(["train"])), **train_args}
     settings = {
         "checkpoint": os.path.abspath(args.checkpoint),
         "training": {k: v for k, v in training.items() if k != "func"},
-        "analysis": {**analysis_settings, "data": args.data or "the training data, rebuilt"},
-        "slow points (figures only)": {"tol": 1e-5, "initial_states": 512, "max_steps": 3000},
-    }
+        "analysis": {**dataclasses.asdict(result.settings),
+                     "data": args.data or "the training data, rebuilt"},
+    }  # fmt: skip
     written = write_report(
         result,
         out_dir,
@@ -711,7 +707,6 @@ def run_report(args: argparse.Namespace) -> int:
         data=test_data,
         settings=settings,
         num_trajectories=args.trajectories,
-        key=jax.random.fold_in(jax.random.key(args.seed), 1),
     )
     print(result.summary())
     print(f"report: {out}")

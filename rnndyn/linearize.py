@@ -223,16 +223,16 @@ def sort_modes(eigen: Eigen, order: Any) -> Eigen:
 
 
 def num_slow_modes(
-    eigenvalues: Any, tol: float = 0.02, *, tau_min: float | None = None
+    eigenvalues: Any, band: float = 0.02, *, tau_min: float | None = None
 ) -> np.ndarray | int:
     """Number of slow modes per point.
 
-    Rule: a mode is slow if ``| |λ| − 1 | <= tol``; with ``tau_min`` given instead, if its
-    time constant ``τ = 1 / |log|λ|| >= tau_min`` (``tol`` is then ignored).
+    Rule: a mode is slow if ``| |λ| − 1 | <= band``; with ``tau_min`` given instead, if
+    its time constant ``τ = 1 / |log|λ|| >= tau_min`` (``band`` is then ignored).
 
     Args:
       eigenvalues: ``(K, S)`` (one row per fixed point) or ``(S,)``, real or complex.
-      tol: distance of ``|λ|`` from 1.
+      band: distance of ``|λ|`` from 1.
       tau_min: threshold on the time constant in steps.
 
     Returns:
@@ -240,8 +240,8 @@ def num_slow_modes(
     """
     lam = np.abs(_host_values("eigenvalues", eigenvalues, (1, 2)))
     if tau_min is None:
-        _checks.check_positive("tol", tol, allow_zero=True)
-        slow = np.abs(lam - 1.0) <= tol
+        _checks.check_positive("band", band, allow_zero=True)
+        slow = np.abs(lam - 1.0) <= band
     else:
         _checks.check_positive("tau_min", tau_min)
         slow = _capped_tau(lam, np.inf) >= tau_min

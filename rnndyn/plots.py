@@ -144,6 +144,8 @@ def plot_fixed_points(
     *,
     color: Any = None,
     color_label: str = "readout (logit difference)",
+    status: Any = None,
+    stability: Any = None,
     trajectories: Any = None,
     lengths: Any = None,
     labels: Any = None,
@@ -151,18 +153,20 @@ def plot_fixed_points(
     dims: int = 2,
     basis: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     max_trajectories: int = 40,
-    slow_points: Any = None,
-    slow_color: Any = None,
-    slow_label: str = "slow points",
     title: str | None = None,
 ) -> Figure:
-    """Fixed points and sample trajectories in the top principal components.
+    """Slow points and sample trajectories in the top principal components.
 
     Args:
-      points: ``(K, S)`` fixed points.
+      points: ``(K, S)`` slow points (or fixed points).
       color: optional ``(K,)`` values colouring the points (e.g. the readout's logit
         difference at each point), drawn with a diverging map and a colour bar.
       color_label: the colour bar's label.
+      status: optional ``(K,)`` ``rnndyn.Status`` codes: certified roots (``ROOT``,
+        ``CONTINUUM``) are drawn large with a black edge (``gid="roots"``), other slow
+        points small (``gid="slow_points"``). Without it every point is drawn large.
+      stability: optional ``(K,)`` codes of ``rnndyn.analysis.spectra`` (0 stable, 1
+        marginal, 2 unstable): unstable points get a red cross (``gid="unstable"``).
       trajectories: optional ``(B, T, S)`` hidden-state trajectories of documents.
       lengths: ``(B,)`` real tokens per trajectory (default: all ``T``).
       labels: ``(B,)`` class ids colouring the trajectories (default: one colour).
@@ -171,20 +175,21 @@ def plot_fixed_points(
       basis: ``(mean, directions (dims, S), explained_ratio)`` to project on (default:
         PCA of the trajectories' states if given, else of the points).
       max_trajectories: draw at most this many trajectories (the first ones).
-      slow_points: optional ``(K2, S)`` slow points (states where the dynamics are slow
-        but not certified roots, e.g. ``q < 1e-5``), drawn small behind the fixed points
-        (``gid="slow_points"``); on a line attractor they trace the line.
-      slow_color: optional ``(K2,)`` values colouring them on the same scale as
-        ``color``.
-      slow_label: their legend entry.
-      title: optional axes title.
+      title: optional axes title (default: the counts drawn).
 
     Returns:
-      A ``Figure`` with one axes: ``K`` fixed points (one scatter collection with
-      ``gid="fixed_points"``) and one line per trajectory (``gid="trajectory"``).
+      A ``Figure`` with one axes: the points (scatter collections ``gid="roots"`` and
+      ``gid="slow_points"``) and one line per trajectory (``gid="trajectory"``).
     """
     _check_dims(dims)
-    points = _array("points", points, 2, "(K, S) fixed points").astype(np.float64)
+    points = _array("points", points, 2, "(K, S) points").astype(np.float64)
+    k = len(points)
+    roots = np.ones(k, bool)
+    if status is not None:
+        status = np.asarray(status)
+        if status.shape != (k,):
+            raise ValueError(f"status must be ({k},) codes, got shape {status.shape}")
+        roots = np.isin(status, [0, 1])  # Status.ROOT, Status.CONTINUUM
     trajs, lens = None, None
     if trajectories is not None:
         trajs = _array("trajectories", trajectories, 3, "(B, T, S) state trajectories")
@@ -223,55 +228,40 @@ def plot_fixed_points(
             line.set_gid("trajectory")
             _scatter(ax, xy[-1:], color=_color(c + 2), s=8, marker="x", alpha=0.8)
     xy = (points - mean) @ directions.T
-    lim = 1.0
+    kw: dict[str, Any] = {"color": "0.3"}
     if color is not None:
         c = np.asarray(color, np.float64)
-        if c.shape != (len(points),):
-            raise ValueError(f"color must be ({len(points)},) values, got shape {c.shape}")
-        lim = float(np.nanmax(np.abs(c))) or 1.0
-    if slow_points is not None:
-        slow = _array("slow_points", slow_points, 2, "(K2, S) slow points").astype(np.float64)
-        if slow.shape[1] != points.shape[1]:
-            raise ValueError(
-                f"slow_points have state size {slow.shape[1]}, points {points.shape[1]}"
-            )
-        sxy = (slow - mean) @ directions.T
-        kw: dict[str, Any] = {"color": "0.55"}
-        if slow_color is not None and color is not None:
-            sc_vals = np.asarray(slow_color, np.float64)
-            if sc_vals.shape != (len(slow),):
-                raise ValueError(
-                    f"slow_color must be ({len(slow)},) values, got shape {sc_vals.shape}"
-                )
-            kw = {"c": sc_vals, "cmap": DIVERGING, "vmin": -lim, "vmax": lim}
-        ss = _scatter(
-            ax, sxy, s=12, alpha=0.9, edgecolors="0.25", linewidths=0.25, label=slow_label,
-            zorder=2.5, **kw,
-        )  # fmt: skip
-        ss.set_gid("slow_points")
+        if c.shape != (k,):
+            raise ValueError(f"color must be ({k},) values, got shape {c.shape}")
+        lim = float(np.nanmax(np.abs(c))) if k else 1.0
+        kw = {"cmap": DIVERGING, "vmin": -(lim or 1.0), "vmax": lim or 1.0}
+    mappable = None
+    for gid, mask, size, label in (
+        ("slow_points", ~roots, 12, "slow points (q < tol)"),
+        ("roots", roots, 28, "certified roots" if status is not None else "fixed points"),
+    ):
+        extra = dict(kw, c=c[mask]) if color is not None else kw
+        sc = _scatter(ax, xy[mask], s=size, edgecolors="k" if gid == "roots" else "0.25",
+                      linewidths=0.6 if gid == "roots" else 0.25, label=label if mask.any()
+                      else None, zorder=3 if gid == "roots" else 2.5, **extra)  # fmt: skip
+        sc.set_gid(gid)
+        mappable = sc if mask.any() or mappable is None else mappable
+    if stability is not None:
+        unstable = np.asarray(stability) == 2
+        if unstable.any():
+            sc = _scatter(ax, xy[unstable], marker="x", color="#D55E00", s=30, linewidths=1.0,
+                          label="unstable (|λ1| > 1)", zorder=4)  # fmt: skip
+            sc.set_gid("unstable")
     if color is not None:
-        sc = _scatter(
-            ax,
-            xy,
-            c=c,
-            cmap=DIVERGING,
-            vmin=-lim,
-            vmax=lim,
-            s=26,
-            edgecolors="k",
-            linewidths=0.6,
-            label="fixed points",
-            zorder=3,
-        )
-        fig.colorbar(sc, ax=ax, label=color_label, shrink=0.8)
-    else:
-        sc = _scatter(ax, xy, color="k", s=18, label="fixed points", zorder=3)
-    sc.set_gid("fixed_points")
+        fig.colorbar(mappable, ax=ax, label=color_label, shrink=0.8)
     _label_pcs(ax, dims, ratio)
     if title is None:
-        title = f"{len(points)} fixed points"
-        if slow_points is not None:
-            title += f", {len(slow_points)} slow points"
+        n_roots = int(roots.sum())
+        title = (
+            f"{k} slow points ({n_roots} certified roots)"
+            if status is not None
+            else f"{k} fixed points"
+        )
         if trajs is not None:
             title += " and trajectories"
     ax.set_title(title)
@@ -770,65 +760,73 @@ def plot_linearized_accuracy(
 # ----------------------------------------------------------------- from an Analysis
 
 
-def parts(analysis: Any, *, right_vectors: Any = None, readout_state: Any = None) -> dict[str, Any]:
+def parts(analysis: Any, *, readout_state: Any = None) -> dict[str, Any]:
     """The arrays the figures need, read from an ``rnndyn.Analysis``.
 
     This is the only function that knows the record's field names.
 
     Args:
       analysis: an ``rnndyn.Analysis``.
-      right_vectors: optional ``(K, S)`` top right eigenvector at each fixed point (the
-        record keeps eigenvalues only; ``rnndyn.report`` computes them).
       readout_state: optional ``(C, S)`` readout rows in state space
         (``rnndyn.analysis.readout_in_state_space``). Default: the record's ``(C, N)``
         rows, zero-padded to ``S`` (exact for every built-in cell: the LSTM's output is
         the first ``N`` coordinates of its state ``[h, c]``).
 
     Returns:
-      A dict with ``points (K, S)``, ``eigenvalues (K, S)``, ``readout (C, S)``,
-      ``words``, ``counts``, ``mode_effects (V,)``, ``logit_effects (V, C)``,
-      ``bow_weights (V, C)``, ``state_ratio``, ``fixed_point_ratio``,
-      ``predicted_ratio``, ``threshold``, ``tangent_alignment (K,)``, ``accuracy``
-      (``full``, ``initial``, ``nearest``, optional ``by_length``), ``num_classes``,
-      ``multilabel``, ``right_vectors`` (or ``None``).
+      A dict with ``points (K, S)`` (the analysed slow points), ``status (K,)``,
+      ``stability (K,)``, ``eigenvalues (K, S)``, ``right_vectors (K, S)``,
+      ``readout (C, S)``, ``words``, ``counts``, ``mode_effects (V,)`` (or the trajectory
+      effect without a reference point), ``logit_effects (V, C)``, ``bow_weights (V, C)``,
+      ``state_ratio``, ``fixed_point_ratio``, ``predicted_ratio``, ``threshold``,
+      ``tangent_alignment (K,)``, ``accuracy`` (``full``, ``initial``, ``nearest``,
+      optional ``by_length``), ``num_classes``, ``multilabel``, ``reference`` (index or
+      ``None``).
     """
-    fp = analysis.fixed_points
-    points = np.asarray(getattr(fp, "points", fp), np.float64)
+    kept = analysis.points.kept
+    points = np.asarray(kept.points, np.float64)
     s = points.shape[1]
+    geo, spec = analysis.geometry, analysis.spectra
     if readout_state is None:
-        w = np.asarray(analysis.readout, np.float64)
+        w = np.asarray(geo.readout, np.float64)
         readout_state = np.zeros((w.shape[0], s))
         readout_state[:, : w.shape[1]] = w
-    we = analysis.word_effects
-    lin = analysis.linearized
+    we, lin, base = analysis.word_effects, analysis.linearized, analysis.baseline
     model = analysis.model if isinstance(analysis.model, Mapping) else {}
+    at_reference = we.logit_effects is not None
+    effects = np.asarray(we.logit_effects if at_reference else we.trajectory_effects)
+    mode_effects = (
+        np.asarray(we.mode_projections)[:, 0] if at_reference else effects[:, -1] - effects[:, 0]
+    )
+    fp_spectrum = geo.fixed_point_dimension.spectrum
     return {
         "points": points,
-        "eigenvalues": np.asarray(analysis.eigenvalues),
+        "status": np.asarray(kept.status),
+        "stability": np.asarray(spec.stability),
+        "eigenvalues": np.asarray(spec.eigenvalues),
+        "right_vectors": np.asarray(spec.slow_vectors),
         "readout": np.asarray(readout_state, np.float64),
         "words": tuple(we.words),
-        "counts": np.asarray(we.counts),
-        "mode_effects": np.asarray(we.mode_projections)[:, 0],
-        "logit_effects": np.asarray(we.logit_effects),
-        "bow_weights": np.asarray(we.bow_weights),
-        "state_ratio": np.asarray(analysis.state_dimension.spectrum),
-        # None for a single fixed point (a point attractor has no principal components)
-        "fixed_point_ratio": np.asarray(analysis.fixed_point_dimension.spectrum)
-        if np.size(analysis.fixed_point_dimension.spectrum)
-        else None,
+        "counts": np.asarray(base.counts),
+        "mode_effects": mode_effects,
+        "effects_at": "the reference point" if at_reference else "the trajectory",
+        "logit_effects": effects,
+        "bow_weights": np.asarray(base.weights),
+        "state_ratio": np.asarray(geo.state_dimension.spectrum),
+        # None for fewer than two points (no principal components)
+        "fixed_point_ratio": np.asarray(fp_spectrum) if np.size(fp_spectrum) else None,
         "predicted_ratio": np.asarray(analysis.prediction.explained_ratio),
-        "threshold": float(analysis.threshold),
-        "tangent_alignment": np.asarray(analysis.tangent_alignment),
+        "threshold": float(geo.threshold),
+        "tangent_alignment": np.asarray(geo.tangent_alignment),
         "accuracy": {
             "full": float(lin.full),
             "initial": float(lin.initial),
             "nearest": float(lin.nearest),
-            "trajectory": _optional_float(getattr(lin, "trajectory", None)),
+            "trajectory": float(lin.trajectory),
             "by_length": _by_length(lin),
         },
-        "num_classes": int(model.get("num_classes", np.asarray(analysis.readout).shape[0])),
+        "num_classes": int(model.get("num_classes", np.asarray(geo.readout).shape[0])),
         "multilabel": bool(model.get("multilabel", False)),
-        "right_vectors": None if right_vectors is None else np.asarray(right_vectors),
+        "reference": None if analysis.reference is None else int(analysis.reference.index),
     }
 
 
@@ -861,10 +859,7 @@ def figures(
     lengths: Any = None,
     labels: Any = None,
     class_names: Sequence[str] | None = None,
-    right_vectors: Any = None,
     readout_state: Any = None,
-    slow_points: Any = None,
-    slow_label: str = "slow points",
 ) -> dict[str, Figure]:
     """Every figure of an ``Analysis``, by file-friendly name.
 
@@ -873,63 +868,44 @@ def figures(
       trajectories, lengths, labels: optional ``(B, T, S)`` state trajectories of a few
         documents, their lengths and labels (``rnndyn.report.trajectories``).
       class_names: names of the classes.
-      right_vectors, readout_state: see ``parts``.
-      slow_points, slow_label: optional ``(K2, S)`` slow points drawn with the fixed
-        points (see ``plot_fixed_points``), and their legend entry.
+      readout_state: see ``parts``.
 
     Returns:
-      ``{"fixed_points": ..., "fixed_points_3d": ..., "eigenvalues": ...,
-      "time_constants": ..., "word_effects": ..., "effect_vs_bow": ...,
-      "explained_variance": ..., "linearized_accuracy": ...}``, plus
-      ``"readout_geometry"`` when ``right_vectors`` is given and ``"simplex"`` for 3 or
-      4 exclusive classes.
+      ``{"word_effects": ..., "effect_vs_bow": ..., "explained_variance": ...,
+      "linearized_accuracy": ...}``, with at least one slow point also
+      ``"fixed_points"``, ``"fixed_points_3d"``, ``"eigenvalues"`` and
+      ``"time_constants"``; with two or more ``"readout_geometry"``; and ``"simplex"``
+      for 3 or 4 exclusive classes.
     """
-    p = parts(analysis, right_vectors=right_vectors, readout_state=readout_state)
+    p = parts(analysis, readout_state=readout_state)
     pts, w = p["points"], p["readout"]
     binary = p["num_classes"] == 2 and not p["multilabel"]
-    color = (pts @ (w[-1] - w[0])) if binary else None
     out: dict[str, Figure] = {}
-    traj: dict[str, Any] = dict(
-        trajectories=trajectories, lengths=lengths, labels=labels, class_names=class_names
-    )
-    if slow_points is not None and len(slow_points):
-        slow = np.asarray(slow_points, np.float64)
-        traj.update(
-            slow_points=slow,
-            slow_color=(slow @ (w[-1] - w[0])) if binary else None,
-            slow_label=slow_label,
-        )
-    for name, dims in (("fixed_points", 2), ("fixed_points_3d", 3)):
-        if dims == 3 and pts.shape[1] < 3:
-            continue
-        out[name] = plot_fixed_points(
-            pts,
-            color=color,
-            color_label="readout W·h* (logit difference, no bias)",
-            dims=dims,
-            **traj,
-        )
-    out["eigenvalues"] = plot_eigenvalues(p["eigenvalues"])
-    out["time_constants"] = plot_time_constants(p["eigenvalues"])
-    if p["right_vectors"] is not None and len(pts) >= 2:
+    if len(pts):
+        for name, dims in (("fixed_points", 2), ("fixed_points_3d", 3)):
+            if dims == 3 and pts.shape[1] < 3:
+                continue
+            out[name] = plot_fixed_points(
+                pts, color=(pts @ (w[-1] - w[0])) if binary else None,
+                color_label="readout W·h* (logit difference, no bias)", status=p["status"],
+                stability=p["stability"], dims=dims, trajectories=trajectories,
+                lengths=lengths, labels=labels, class_names=class_names,
+            )  # fmt: skip
+        out["eigenvalues"] = plot_eigenvalues(p["eigenvalues"])
+        out["time_constants"] = plot_time_constants(p["eigenvalues"])
+    if len(pts) >= 2:
         out["readout_geometry"] = plot_readout_geometry(
-            pts,
-            p["right_vectors"],
-            w,
-            tangent_alignment=p["tangent_alignment"],
+            pts, p["right_vectors"], w, tangent_alignment=p["tangent_alignment"],
             class_names=class_names,
-        )
+        )  # fmt: skip
     out["word_effects"] = plot_word_effects(p["words"], p["mode_effects"], counts=p["counts"])
     eff, bow = p["logit_effects"], p["bow_weights"]
     if binary:  # centred binary rows are exact opposites: one column says it all
         eff, bow = eff[:, -1], bow[:, -1]
     out["effect_vs_bow"] = plot_effect_vs_bow(
-        eff,
-        bow,
-        counts=p["counts"],
-        words=p["words"],
-        ylabel="logit change through the slow modes",
-    )
+        eff, bow, counts=p["counts"], words=p["words"],
+        ylabel=f"logit change, linearised at {p['effects_at']}",
+    )  # fmt: skip
     out["explained_variance"] = plot_explained_variance(
         p["state_ratio"], p["fixed_point_ratio"], p["predicted_ratio"], threshold=p["threshold"]
     )
@@ -937,10 +913,7 @@ def figures(
         out["simplex"] = plot_simplex(pts, w, class_names=class_names)
     acc = p["accuracy"]
     out["linearized_accuracy"] = plot_linearized_accuracy(
-        acc["full"],
-        acc["initial"],
-        acc["nearest"],
-        acc["trajectory"],
+        acc["full"], acc["initial"], acc["nearest"], acc["trajectory"],
         by_length=acc["by_length"],
-    )
+    )  # fmt: skip
     return out

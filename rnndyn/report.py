@@ -21,16 +21,11 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn.linearize import eig, linearization
-
 __all__ = [
     "CAPTIONS",
-    "right_vectors",
-    "slow_points",
     "summary_rows",
     "trajectories",
     "write_report",
@@ -83,89 +78,46 @@ def trajectories(
     return np.asarray(hs), lengths, np.asarray(data.labels[:n])
 
 
-def slow_points(
-    model: Any,
-    params: Any,
-    states: Any,
-    lengths: Any,
-    key: Any,
-    *,
-    tol: float = 1e-5,
-    num: int = 512,
-    max_steps: int = 3000,
-) -> np.ndarray:
-    """Slow points ``(K2, S)`` at zero input: states where ``q = ½‖F(h) − h‖² < tol``.
-
-    A first-order search (Adam, no Newton polish, no certification) from ``num`` states
-    drawn (with noise 0.01) from the trajectories ``states (B, T, S)`` (the first
-    ``lengths`` steps of each). On a line or plane attractor these points trace the
-    manifold, where the certified fixed points may be few.
-    """
-    from rnndyn.fixed_points import find_fixed_points, sample_states
-
-    states = jnp.asarray(states)
-    mask = jnp.arange(states.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
-    k_sample, k_search = jax.random.split(key)
-    h0 = sample_states(states, num, k_sample, mask=mask, noise=0.01)
-    found = find_fixed_points(
-        model.cell,
-        params["cell"],
-        jnp.zeros((model.embed_size,), jnp.float32),
-        h0,
-        key=k_search,
-        tol=tol,
-        max_steps=max_steps,
-        polish_steps=0,
-        certify=False,
-        deflation_rounds=0,
-    )
-    speeds = np.asarray(found.speeds)
-    return np.asarray(found.points)[np.isfinite(speeds) & (speeds < tol)]
-
-
-def right_vectors(cell: Any, cell_params: Any, points: Any, inputs: Any) -> np.ndarray:
-    """Top right eigenvector ``(K, S)`` (real part) of ``J_rec`` at each point."""
-    lin = linearization(cell, cell_params, jnp.asarray(points), jnp.asarray(inputs))
-    return np.asarray(eig(lin.j_rec).right)[:, :, 0].real
-
-
 def summary_rows(analysis: Any) -> list[tuple[str, str]]:
     """The headline numbers of an ``Analysis`` as ``(name, value)`` rows."""
     a = analysis
-    lam1 = np.abs(np.asarray(a.eigenvalues)[:, 0])
-    tau1 = np.asarray(a.time_constants)[:, 0]
-    fpd, sd, pred, lin = a.fixed_point_dimension, a.state_dimension, a.prediction, a.linearized
+    spec, geo, lin, pred = a.spectra, a.geometry, a.linearized, a.prediction
+    fpd, sd = geo.fixed_point_dimension, geo.state_dimension
     model = a.model if isinstance(a.model, Mapping) else {}
-    return [
+    na = "n/a (no slow point)"
+    lam1 = np.asarray(spec.spectral_radius)
+    rows = [
         ("model", ", ".join(f"{k} {v}" for k, v in model.items())),
         ("dataset", str(a.dataset)),
-        ("fixed points kept", f"{len(a.fixed_points.points)} "
-         f"({a.num_converged} of {a.num_candidates} candidates converged)"),
-        ("manifold dimension (visited states, PCs to "
-         f"{a.threshold:.0%})", str(a.manifold_dimension)),
-        ("fixed points: PCs to 90% / 95%, participation ratio",
+        ("slow points", a.points.describe()),
+        ("slow points analysed (merged, outliers dropped)", str(len(a.points.kept))),
+        (f"manifold dimension (PCs to {geo.threshold:.0%})", str(geo.manifold_dimension)),
+        ("slow points: PCs to 90% / 95%, participation ratio",
          f"{fpd.pca90} / {fpd.pca95}, {fpd.participation_ratio:.2f}"),
         ("visited states: PCs to 90% / 95%, participation ratio",
          f"{sd.pca90} / {sd.pca95}, {sd.participation_ratio:.2f}"),
         ("dimension predicted from word counts",
          f"{pred.dimension} (participation ratio {pred.participation_ratio:.2f})"),
-        ("top |λ| at the fixed points (median, min, max)",
-         f"{np.median(lam1):.4f}, {lam1.min():.4f}, {lam1.max():.4f}"),
-        ("top time constant τ₁ (median, steps)", f"{np.median(tau1):.1f}"),
-        ("slow modes per point (median)", f"{np.median(np.asarray(a.slow_modes)):.0f}"),
-        ("line-attractor score log₂(τ₁/τ₂) (median)",
-         f"{_nanmedian(a.line_attractor_score):.2f}"),
-        ("readout overlap with the manifold", f"{a.readout_overlap:.3f}"),
-        ("top right eigenvector vs local tangent (median |cos|)",
-         f"{_nanmedian(a.tangent_alignment):.3f}"),
-        ("word effects vs bag-of-words (Pearson r)", f"{a.word_effects.correlation:.3f}"),
+        ("top |λ| at the slow points (median, min, max)",
+         f"{np.median(lam1):.4f}, {lam1.min():.4f}, {lam1.max():.4f}" if lam1.size else na),
+        ("top time constant τ₁ (median, steps)",
+         f"{np.median(spec.time_constants[:, 0]):.1f}" if lam1.size else na),
+        ("readout overlap with the manifold", f"{geo.readout_overlap:.3f}"),
+        ("word effects vs bag of words (Pearson r)",
+         _fmt(a.word_effects.correlation, ".3f", na)),
         ("accuracy: full network", f"{lin.full:.4f}"),
-        ("accuracy: linearised around the initial point", f"{lin.initial:.4f}"),
-        ("accuracy: linearised around the nearest point", f"{lin.nearest:.4f}"),
+        ("accuracy: bag of words" + (" (held out)" if a.baseline.held_out else " (training)"),
+         f"{a.baseline.accuracy:.4f}"),
+        ("accuracy: linearised at the reference point", _fmt(lin.initial, ".4f", na)),
+        ("accuracy: linearised around the nearest point", _fmt(lin.nearest, ".4f", na)),
         ("accuracy: linearised along the trajectory under x*", f"{lin.trajectory:.4f}"),
-        ("distance from h0 to the reference fixed point", f"{a.reference_distance:.3g}"),
         ("analysis time (s)", f"{a.seconds:.1f}"),
     ]  # fmt: skip
+    return rows
+
+
+def _fmt(x: float, spec: str, missing: str) -> str:
+    return format(float(x), spec) if np.isfinite(x) else missing
 
 
 def _nanmedian(x: Any) -> float:
@@ -246,8 +198,6 @@ def write_report(
     data: Any = None,
     settings: Mapping[str, Any] | None = None,
     num_trajectories: int = 40,
-    key: Any = None,
-    slow_tol: float = 1e-5,
     title: str | None = None,
 ) -> dict[str, str]:
     """Write the figures of ``analysis`` as PNGs and a self-contained ``report.html``.
@@ -256,17 +206,13 @@ def write_report(
       analysis: an ``rnndyn.Analysis``.
       out_dir: directory to write into (created if missing).
       model, params: the analysed ``Classifier`` and its parameters; with them the
-        figures include the top right eigenvectors, the exact readout in state space,
-        and (with ``data``) document trajectories.
+        figures use the exact readout in state space and (with ``data``) draw document
+        trajectories.
       data: a ``rnndyn.data.Dataset`` whose first ``num_trajectories`` documents are
         drawn as trajectories.
       settings: the settings used (shown in the report), e.g. training and analysis
         arguments.
       num_trajectories: documents drawn in the state-space figures.
-      key: PRNG key of the slow-point search (``slow_points``) started from those
-        documents' states; without it (or without ``model``, ``params``, ``data``) no
-        slow points are drawn.
-      slow_tol: the slow points' tolerance on ``q``.
       title: the page title.
 
     Returns:
@@ -280,16 +226,11 @@ def write_report(
     kw: dict[str, Any] = {}
     class_names = getattr(data, "class_names", None) if data is not None else None
     if model is not None and params is not None:
-        fp = analysis.fixed_points
-        kw["right_vectors"] = right_vectors(model.cell, params["cell"], fp.points, fp.inputs)
-        ref = int(analysis.word_effects.reference_point)
-        kw["readout_state"] = readout_in_state_space(model, params, fp.points[ref])
+        if analysis.reference is not None:
+            kw["readout_state"] = readout_in_state_space(model, params, analysis.reference.point)
         if data is not None:
             hs, lengths, labels = trajectories(model, params, data, num_trajectories)
             kw.update(trajectories=hs, lengths=lengths, labels=labels)
-            if key is not None:
-                kw["slow_points"] = slow_points(model, params, hs, lengths, key, tol=slow_tol)
-                kw["slow_label"] = f"slow points (q < {slow_tol:g})"
     figs = plots.figures(analysis, class_names=class_names, **kw)
     written: dict[str, str] = {}
     images: dict[str, bytes] = {}

@@ -12,8 +12,7 @@ import rnndyn
 from rnndyn import cells, data
 from rnndyn.analysis import (
     Analysis,
-    _sign_modes,
-    _trajectory_gain,
+    Caveat,
     analyze,
     choose_reference,
     linearized,
@@ -22,7 +21,8 @@ from rnndyn.analysis import (
     run_network,
     word_input_fixed_points,
 )
-from rnndyn.fixed_points import FixedPoints
+from rnndyn.analysis.geometry import _manifold_dimension, sign_modes
+from rnndyn.analysis.word_effects import trajectory_gain
 from rnndyn.models import Classifier
 
 # ----------------------------------------------------------------------------- units
@@ -47,9 +47,9 @@ def test_readout_in_state_space_lstm_and_centering():
 def test_sign_modes_points_each_mode_towards_the_logit_it_raises_most():
     readout = np.array([[-1.0, 0.0], [1.0, 0.0]])  # binary: rows are opposites
     right = np.array([[-2.0, 0.0], [0.0, 1.0]])  # mode 0 lowers "positive" as given
-    np.testing.assert_array_equal(_sign_modes(readout, right), [-1.0, 1.0])
+    np.testing.assert_array_equal(sign_modes(readout, right), [-1.0, 1.0])
     readout3 = np.array([[0.2, 0.0], [-3.0, 0.0], [2.8, 0.0]])
-    assert _sign_modes(readout3, np.array([[1.0], [0.0]]))[0] == -1.0  # class 1 moves most
+    assert sign_modes(readout3, np.array([[1.0], [0.0]]))[0] == -1.0  # class 1 moves most
 
 
 def test_linearized_accuracy_is_exact_for_an_affine_cell():
@@ -86,10 +86,10 @@ def test_choose_reference_rules():
     points = np.array([[0.5, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, -3.0]])
     radius = np.array([2.58, 1.005, 0.99, 0.5])
     h0 = np.zeros(2)
-    ref = choose_reference(points, radius, h0, rule="stable", tol=0.01)
+    ref = choose_reference(points, radius, h0, rule="stable", band=0.01)
     assert ref.index == 1 and ref.qualified and ref.distance == pytest.approx(1.0)
     assert ref.spectral_radius == pytest.approx(1.005) and ref.candidates == 3
-    strict = choose_reference(points, radius, h0, rule="stable", tol=0.001)
+    strict = choose_reference(points, radius, h0, rule="stable", band=0.001)
     assert strict.index == 2  # 1.005 is no longer marginal
     assert choose_reference(points, radius, h0, rule="nearest").index == 0
     scores = {1: 0.6, 2: 0.9, 3: 0.9}  # ties go to the nearer point
@@ -98,14 +98,13 @@ def test_choose_reference_rules():
     limited = choose_reference(points, radius, h0, score=scores.__getitem__, max_candidates=1)
     assert limited.index == 1  # only the nearest candidate was scored
     none = choose_reference(points, radius + 1.0, h0)
-    assert not none.qualified and none.index == 0 and "no kept point is stable" in none.reason
+    assert not none.qualified and none.index == 0 and "no analysed point is stable" in none.reason
     with pytest.raises(ValueError, match="rule must be"):
         choose_reference(points, radius, h0, rule="closest")
 
 
 def test_default_manifold_dimension_rule():
     from rnndyn import manifold as mf
-    from rnndyn.analysis import _manifold_dimension
 
     rng = np.random.default_rng(0)
     plane = np.c_[rng.standard_normal((60, 2)), np.zeros((60, 8))]  # fixed points: 2 PCs
@@ -113,7 +112,7 @@ def test_default_manifold_dimension_rule():
     # states with 3 equal directions (PR 3): a plane of fixed points missed one of them
     three = mf.pca(np.c_[rng.standard_normal((2000, 3)), np.zeros((2000, 7))])
     d, rule = _manifold_dimension(three, plane, 0.9)
-    assert d == 3 and "states 3 PCs, fixed points 2" in rule
+    assert d == 3 and "states 3 PCs, slow points 2" in rule
     # states with one dominant direction and a long tail of small transient ones:
     # 5 PCs to 90% but PR 1.4, so the 1-D line of fixed points is the manifold
     tail = np.r_[4.0, np.full(9, 0.6)]
@@ -148,7 +147,7 @@ def test_linearized_diagnostics_are_exact_for_an_affine_cell():
     index = np.arange(64)
     run = run_network(model, params, ds, index, batch_size=16, rng=np.random.default_rng(0))
     sel_logits = np.asarray(model.apply(params, ds.tokens[:10], ds.mask[:10]))
-    acc = linearized(model, params, ds, lin, 0, run, batch_size=16,
+    acc = linearized(model, params, ds, lin, 0, run, jnp.zeros(2), batch_size=16,
                      selection=(ds, np.arange(10), sel_logits), num_bins=2)  # fmt: skip
     # Independent truth: the network's own predictions, binned by hand.
     pred = np.asarray(model.predict(params, ds.tokens, ds.mask))
@@ -173,17 +172,12 @@ def test_word_inputs_shift_matches_the_affine_fixed_point():
     ds = data.synthetic.sentiment(jax.random.key(0), 8)
     cell, model, params = _affine(ds, [0.8, 0.5])
     starts = np.array([[0.0, 0.0], [0.3, -0.2]], np.float32)
-    kept = FixedPoints(
-        starts, np.zeros(2), np.ones(2, bool), np.zeros(2, int), np.zeros((2, 2)), starts
-    )
-    bow = rnndyn.words.BagOfWords(
-        np.arange(2 * ds.vocab_size).reshape(-1, 2) * 1.0, np.zeros(2), 1.0
-    )
+    bow_weights = np.arange(2 * ds.vocab_size).reshape(-1, 2) * 1.0
     counts = np.ones(ds.vocab_size)
     words = [3, 7, 11]
     wi = word_input_fixed_points(
-        model, params, kept, bow, counts, tuple(ds.vocab), key=jax.random.key(1), words=words,
-        tol=1e-9, max_steps=5000, learning_rate=1e-2,
+        model, params, starts, bow_weights, counts, tuple(ds.vocab), key=jax.random.key(1),
+        words=words, tol=1e-9, max_steps=5000, learning_rate=1e-2,
     )  # fmt: skip
     emb, b = np.asarray(params["embedding"]), np.asarray(params["cell"]["B"])
     w = np.asarray(params["readout"]["W"]).T
@@ -202,7 +196,7 @@ def test_trajectory_word_gain_of_an_affine_cell_is_the_mean_impulse_response():
     a_diag = np.array([0.9, 0.5, 0.2])
     _, model, params = _affine(ds, a_diag)
     length = 7
-    gain = _trajectory_gain(model, params, np.array([0.3, -0.2]), length)
+    gain = trajectory_gain(model, params, np.array([0.3, -0.2]), length)
     w, bmat = np.asarray(params["readout"]["W"]), np.asarray(params["cell"]["B"])
     want = np.mean(
         [w.T @ np.diag(a_diag ** (length - t)) @ bmat for t in range(1, length + 1)], axis=0
@@ -213,18 +207,23 @@ def test_trajectory_word_gain_of_an_affine_cell_is_the_mean_impulse_response():
 
 def test_analyze_a_point_attractor():
     # A contracting affine cell has exactly one fixed point: a point attractor is a
-    # result (dimension 0), not an error, and its linearisations are exact.
+    # result (dimension 0, a note), not an error, and its linearisations are exact.
     ds = data.synthetic.sentiment(jax.random.key(0), 40, length=(5, 20))
     _, model, params = _affine(ds, [0.5, 0.3, 0.2])
     a = analyze(model, ds, params, key=jax.random.key(1), num_initial=16, word_inputs=0,
                 verbose=False)  # fmt: skip
-    assert len(a.fixed_points) == 1
-    np.testing.assert_allclose(a.fixed_points.points[0], 0.0, atol=1e-4)  # (I − A)^-1 B 0
-    assert a.fixed_point_dimension.pca90 == 0 and "point attractor" in a.geometry.dimension_rule
+    assert len(a.points.kept) == 1
+    # the slow point Adam left is within merge_distance of the root (I − A)^-1 B 0 = 0
+    np.testing.assert_allclose(a.points.kept.points[0], 0.0, atol=1e-3)
+    assert a.geometry.fixed_point_dimension.pca90 == 0
+    assert "point attractor" in a.geometry.dimension_rule
+    assert Caveat.POINT_ATTRACTOR in a.caveats
     lin = a.linearized
     assert lin.agreement == 1.0 and lin.trajectory_agreement == 1.0
     assert lin.initial == pytest.approx(lin.full) and lin.trajectory == pytest.approx(lin.full)
-    assert "1 fixed points kept" in a.summary()
+    assert "NOTE: one distinct slow point: a point attractor" in a.summary()
+    # the only root of an affine map is certified (and isolated: sigma_min 0.5)
+    assert np.all(np.asarray(a.points.kept.status) == rnndyn.Status.ROOT)
 
 
 def test_mean_input_star_has_no_first_order_drift():
@@ -246,17 +245,16 @@ def test_mean_input_star_has_no_first_order_drift():
     want = np.asarray(params["embedding"])[tokens].mean(0)
     assert np.linalg.norm(want) > 0.5  # at x* = 0 the average token would push
     np.testing.assert_allclose(mean.word_effects.input_star, want, rtol=1e-5)
-    np.testing.assert_allclose(mean.fixed_points.inputs[0], want, rtol=1e-5)
+    np.testing.assert_allclose(mean.points.kept.inputs[0], want, rtol=1e-5)
     np.testing.assert_allclose(mean.word_effects.drift, 0.0, atol=1e-6)
-    assert mean.settings["input_star"] == "mean" and mean.word_inputs is None
+    assert mean.settings.input_star == "mean" and mean.word_inputs is None
 
 
-def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, capsys):
-    # No training: a GRU with strong symmetric recurrence (many fixed points, as in the
-    # quick start), wrapped as a plain function, goes through every step of analyze.
+def _wrapped_gru(ds, gain=2.0):
+    """A GRU with strong symmetric recurrence (many fixed points, as in the quick start),
+    wrapped as a plain function."""
     gru = cells.GRU(8)
     cell = cells.from_function(lambda p, h, x: gru(p, h, x), state_size=8)
-    ds = data.synthetic.sentiment(jax.random.key(0), 40)
     model = Classifier(cell, ds.vocab_size, embed_size=3, num_classes=2)
     params = {
         "embedding": 0.1 * jax.random.normal(jax.random.key(1), (ds.vocab_size, 3)),
@@ -264,9 +262,16 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, ca
         "readout": {"W": jax.random.normal(jax.random.key(5), (8, 2)), "b": jnp.zeros(2)},
     }
     w = jax.random.normal(jax.random.key(3), (8, 8))
-    params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 16:].set(2.0 * (w + w.T) / 4.0)
-    monkeypatch.setattr(rnndyn.analysis, "MAX_VISITED_STATES", 300)
-    monkeypatch.setattr(rnndyn.analysis, "MAX_JSON_ELEMENTS", 16)  # exercise the .npz
+    params["cell"]["W_h"] = params["cell"]["W_h"].at[:, 16:].set(gain * (w + w.T) / 4.0)
+    return cell, model, params
+
+
+def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, capsys):
+    # No training: every step of analyze on a wrapped GRU with many fixed points.
+    ds = data.synthetic.sentiment(jax.random.key(0), 40)
+    cell, model, params = _wrapped_gru(ds)
+    monkeypatch.setattr(rnndyn.analysis.network, "MAX_VISITED_STATES", 300)
+    monkeypatch.setattr(rnndyn.analysis.codec, "MAX_JSON_ELEMENTS", 16)  # exercise the .npz
     a = analyze(
         model, ds, params, key=jax.random.key(4), num_initial=128, max_steps=2000, verbose=True
     )
@@ -274,44 +279,51 @@ def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, ca
     assert "40 examples, 300 visited states" in log  # ~1200 real tokens, capped
     assert "[analyze" in log and "done" in log
     assert a.model["cell"] == type(cell).__name__ and a.model["state_size"] == 8
-    k = len(a.fixed_points)
-    assert k >= 2 and a.eigenvalues.shape == (k, 8) and a.slow_modes.shape == (k,)
-    # default tol: per-dimension speed |F(h) - h|^2 / S < 1e-8, i.e. q < 8 * 1e-8 / 2
-    assert np.all(np.asarray(a.fixed_points.speeds) < 4e-8)
-    assert a.readout.shape == (2, 8) and np.allclose(a.readout.sum(0), 0.0)
+    kept = a.points.kept
+    k = len(kept)
+    assert k >= 2 and a.spectra.eigenvalues.shape == (k, 8) and a.spectra.slow_modes.shape == (k,)
+    # default tol: per-dimension speed |F(h) - h|^2 / S < 1e-8, i.e. q < 8 * 1e-8 / 2, and
+    # the certificate's float64 q agrees
+    assert np.all(np.asarray(kept.speeds) < 4e-8) and np.all(np.asarray(kept.certificate) < 4e-8)
+    assert a.points.candidates.tol == pytest.approx(4e-8) and len(a.points.candidates) == 128
+    assert np.all(np.isin(np.asarray(kept.status), [0, 1, 2]))  # slow points only
+    geo = a.geometry
+    assert geo.readout.shape == (2, 8) and np.allclose(geo.readout.sum(0), 0.0)
     assert a.word_effects.mode_projections.shape[0] == ds.vocab_size
     assert a.linearized.num_examples == 40
     # the reference is stable or marginal, and the record says why it was chosen
-    assert a.reference.qualified and a.reference.spectral_radius <= 1 + a.reference.tol
-    lam1 = np.abs(a.eigenvalues[a.reference.index]).max()
-    assert a.reference.spectral_radius == pytest.approx(lam1)
-    assert np.all(np.isfinite(a.line_attractor_score))
+    ref = a.reference
+    assert ref.qualified and ref.spectral_radius <= 1 + ref.band
+    lam1 = np.abs(a.spectra.eigenvalues[ref.index]).max()
+    assert ref.spectral_radius == pytest.approx(lam1)
+    np.testing.assert_allclose(np.abs(ref.eigenvalues[0]), lam1, rtol=1e-5)
+    np.testing.assert_allclose(ref.point, kept.points[ref.index])
+    # the stability codes follow |λ1| and the band
+    rad, band = a.spectra.spectral_radius, a.spectra.marginal_band
+    want = np.where(rad > 1 + band, 2, np.where(rad < 1 - band, 0, 1))
+    np.testing.assert_array_equal(a.spectra.stability, want)
     # stable modes come out ordered by time constant
-    stable = np.abs(a.eigenvalues) <= 1.0
-    tau = np.where(stable, a.time_constants, np.nan)
+    stable = np.abs(a.spectra.eigenvalues) <= 1.0
+    tau = np.where(stable, a.spectra.time_constants, np.nan)
     assert np.all(np.nan_to_num(np.diff(tau, axis=1), nan=0.0) <= 1e-9)
     # compact report: big arrays in the .npz, loaded back into an equal Analysis
     text = a.to_json(tmp_path / "a.json")
     record = json.loads((tmp_path / "a.json").read_text())
-    assert json.loads(text) == record and record["format"] == "rnndyn.analysis/2"
-    assert any("fixed points kept" in line for line in record["summary"])
+    assert json.loads(text) == record and record["format"] == "rnndyn.analysis/3"
+    assert record["summary"][0].startswith("128 slow points (q < 4e-08) of 128 starts")
     assert (tmp_path / "a.json.npz").exists()
-    assert record["fixed_points"]["initial_states"]["npz"] == "fixed_points.initial_states"
+    want_key = "points.candidates.initial_states"
+    assert record["points"]["candidates"]["initial_states"]["npz"] == want_key
     back = Analysis.from_json(tmp_path / "a.json")
     _assert_same_tree(a, back)
-    assert back.summary() == a.summary()
-    # a report written before the trajectory model existed still loads (fields nan/None)
-    for field in ("trajectory", "trajectory_agreement", "length_trajectory"):
-        del record["linearized"][field]
-    (tmp_path / "old.json").write_text(json.dumps(record))
-    (tmp_path / "a.json.npz").rename(tmp_path / "old.json.npz")
-    old = Analysis.from_json(tmp_path / "old.json").linearized
-    assert np.isnan(old.trajectory) and old.length_trajectory is None
-    assert old.initial == a.linearized.initial
+    assert back.summary() == a.summary() and back.settings == a.settings
+    # every setting and the key are recorded: the same analysis again from them alone
+    again = analyze(model, ds, params, config=back.settings, verbose=False)
+    assert again.summary().splitlines()[1:] == a.summary().splitlines()[1:]
+    np.testing.assert_array_equal(again.points.kept.points, kept.points)
     # a registered pytree: maps over every array of every stage record
     doubled = jax.tree_util.tree_map(lambda x: x * 2 if hasattr(x, "dtype") else x, a)
     np.testing.assert_array_equal(doubled.spectra.spectral_radius, 2 * a.spectra.spectral_radius)
-    assert "fixed points kept" in a.summary()
 
 
 def _assert_same_tree(a, b):
@@ -333,6 +345,8 @@ def test_analyze_argument_errors():
     params = model.init(jax.random.key(0))
     with pytest.raises(ValueError, match="params is required"):
         analyze(model, ds, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="key is required"):
+        analyze(model, ds, params)
     with pytest.raises(ValueError, match="model must be an rnndyn.Classifier"):
         analyze("not a model object".split(), ds, key=jax.random.key(0))
     with pytest.raises(ValueError, match="max_examples must be"):
@@ -341,9 +355,121 @@ def test_analyze_argument_errors():
         analyze(model, ds, params, key=jax.random.key(0), manifold_dim=0)
     with pytest.raises(ValueError, match="input_star must be 'zero' or 'mean'"):
         analyze(model, ds, params, key=jax.random.key(0), input_star="median")
+    with pytest.raises(ValueError, match="unknown setting.*num_starts"):
+        analyze(model, ds, params, key=jax.random.key(0), num_starts=3)
     with pytest.raises(ValueError, match="vocab_size 20"):
         big = data.synthetic.sentiment(jax.random.key(0), 10, num_neutral=30)
         analyze(model, big, params, key=jax.random.key(0))
+
+
+# ------------------------------------------------------------------------ caveats
+#
+# Every Caveat is produced here by a system built to have it, and every remedy a caveat
+# suggests is applied and shown to work.
+
+
+def _function_model(ds, fn, s, bounds=None, embed=2):
+    cell = cells.from_function(fn, state_size=s, bounds=bounds)
+    model = Classifier(cell, ds.vocab_size, embed_size=embed, num_classes=2)
+    k = jax.random.split(jax.random.key(7), 2)
+    params = {
+        "embedding": 0.1 * jax.random.normal(k[0], (ds.vocab_size, embed)),
+        "cell": {},
+        "readout": {"W": jax.random.normal(k[1], (s, 2)), "b": jnp.zeros(2)},
+    }
+    return model, params
+
+
+def test_no_slow_point_completes_with_a_caveat_whose_remedy_works(tmp_path):
+    # h' = h + 0.5 + x: a uniform drift, q = 0.125 everywhere at x* = 0: no slow point
+    ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(5, 10))
+    model, params = _function_model(ds, lambda p, h, x: h + 0.5 + x[:1], 1)
+    kw = dict(key=jax.random.key(1), num_initial=16, max_steps=400, word_inputs=4, verbose=False)
+    a = analyze(model, ds, params, **kw)
+    assert len(a.points.kept) == 0 and a.reference is None and a.word_inputs is None
+    assert a.caveats[0] is Caveat.NO_SLOW_POINTS
+    text = a.summary()
+    assert "WARNING: no start ended at a slow point" in text and "raise tol" in text
+    assert "median q where the search ended 0.12, tol 5e-09" in text
+    assert "nan" not in text and "n/a (no slow point)" in text
+    assert np.isfinite(a.linearized.trajectory) and np.isnan(a.linearized.initial)
+    pytest.importorskip("matplotlib")
+    from rnndyn.report import write_report
+
+    written = write_report(a, tmp_path, model=model, params=params, data=ds)
+    assert "report" in written and "fixed_points" not in written
+    # the remedy: tol at the level where q ended
+    fixed = analyze(model, ds, params, **{**kw, "tol": 0.2})
+    assert len(fixed.points.kept) >= 1 and Caveat.NO_SLOW_POINTS not in fixed.caveats
+
+
+def test_two_slow_points_and_no_word_input_points():
+    # h' = h - 0.1 (h² - 0.25) + x: roots ±0.5 at x = 0; every word here has x < -0.1,
+    # under which h² = 0.25 + 10 x < 0 has no root (and q stays above tol)
+    ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 6))
+    model, params = _function_model(ds, lambda p, h, x: h - 0.1 * (h**2 - 0.25) + x[:1], 1)
+    params["embedding"] = -0.2 - jnp.abs(params["embedding"])
+    # slow points near a root spread over |r| / |J - I| ~ 1e-3: merge at 0.01
+    a = analyze(model, ds, params, key=jax.random.key(1), num_initial=32, word_inputs=4,
+                noise=0.5, merge_distance=0.01, verbose=False)  # fmt: skip
+    np.testing.assert_allclose(np.sort(np.asarray(a.points.kept.points[:, 0])), [-0.5, 0.5],
+                               atol=1e-3)  # fmt: skip
+    assert Caveat.FEW_SLOW_POINTS in a.caveats and Caveat.NO_WORD_INPUT_POINTS in a.caveats
+    np.testing.assert_array_equal(a.word_inputs.num_points, 0)
+    # +0.5 is stable (|λ| = 0.9), -0.5 unstable (1.1): the reference is the stable one
+    np.testing.assert_allclose(a.reference.point, [0.5], atol=1e-3)
+    assert sorted(np.asarray(a.spectra.stability).tolist()) == [0, 2]
+
+
+def test_unstable_reference_point_is_a_caveat():
+    # h' = 1.5 h + x: one root, unstable; short documents keep the states finite
+    ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 5))
+    model, params = _function_model(ds, lambda p, h, x: 1.5 * h + x[:1], 1)
+    a = analyze(model, ds, params, key=jax.random.key(1), num_initial=16, word_inputs=0,
+                verbose=False)  # fmt: skip
+    assert not a.reference.qualified
+    assert Caveat.UNSTABLE_REFERENCE in a.caveats and Caveat.POINT_ATTRACTOR in a.caveats
+    assert "|λ1| 1.500 at the reference point" in a.summary()
+
+
+def test_dimension_disagreement_caveat_and_its_remedy():
+    # h' = A h + B x with A = diag(1, 0.9): the slow points form the line h2 = 0 (one PC),
+    # while the documents' states spread over both axes (two PCs)
+    ds = data.synthetic.sentiment(jax.random.key(0), 60, length=(10, 30))
+    a_mat = jnp.diag(jnp.array([1.0, 0.9]))
+    b_mat = jnp.array([[0.5, 0.0], [0.0, 1.0]])
+    model, params = _function_model(ds, lambda p, h, x: a_mat @ h + b_mat @ x, 2)
+    params["embedding"] = jax.random.normal(jax.random.key(3), (ds.vocab_size, 2))
+    kw = dict(key=jax.random.key(1), num_initial=64, word_inputs=0, verbose=False)
+    a = analyze(model, ds, params, **kw)
+    assert a.geometry.dimension_rule.startswith("states 2 PCs, slow points 1")
+    assert Caveat.DIMENSION_DISAGREEMENT in a.caveats
+    given = analyze(model, ds, params, manifold_dim=1, **kw)
+    assert given.geometry.dimension_rule == "given"
+    assert Caveat.DIMENSION_DISAGREEMENT not in given.caveats
+
+
+def test_roots_only_without_roots_and_a_held_out_baseline():
+    # h' = h + 1e-5: a plateau of slow points (q = 5e-11 < tol) without any root
+    ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 6))
+    train = data.synthetic.sentiment(jax.random.key(9), 48, length=(3, 6))
+    model, params = _function_model(ds, lambda p, h, x: h + 1e-5 + 0.0 * x[:1], 1)
+    kw = dict(key=jax.random.key(1), num_initial=16, word_inputs=0, verbose=False)
+    a = analyze(model, ds, params, roots_only=True, **kw)
+    assert len(a.points.kept) == 0 and Caveat.NO_ROOTS in a.caveats
+    assert Caveat.BASELINE_NOT_HELD_OUT in a.caveats  # 24 examples, all analysed
+    fixed = analyze(model, ds, params, train_data=train, **kw)  # both remedies
+    assert len(fixed.points.kept) >= 1 and Caveat.NO_ROOTS not in fixed.caveats
+    assert fixed.baseline.held_out and Caveat.BASELINE_NOT_HELD_OUT not in fixed.caveats
+    assert all(s == rnndyn.Status.SLOW_POINT for s in np.asarray(fixed.points.kept.status))
+
+
+def test_newton_fallback_caveat():
+    ds = data.synthetic.sentiment(jax.random.key(0), 40)
+    _, model, params = _wrapped_gru(ds)
+    a = analyze(model, ds, params, key=jax.random.key(4), num_initial=32, max_steps=3,
+                word_inputs=0, verbose=False)  # fmt: skip
+    assert a.points.search == "adam+newton" and Caveat.NEWTON_FALLBACK in a.caveats
 
 
 # --------------------------------------------------------------- acceptance (trained)
@@ -394,11 +520,12 @@ def _trained_analysis(task, cell):
 
 
 def _check_line_attractor(train_set, a):
-    assert a.fixed_point_dimension.spectrum[0] >= 0.9  # zero-input fixed points ~1-D
+    geo = a.geometry
+    assert geo.fixed_point_dimension.spectrum[0] >= 0.9  # zero-input slow points ~1-D
     assert np.mean(a.spectra.spectral_radius > 0.98) >= 0.5  # a marginal mode at most points
-    assert a.reference.qualified and a.reference.spectral_radius <= 1 + a.reference.tol
-    assert a.manifold_dimension == 1
-    assert a.readout_alignment[:, 0].max() >= 0.8  # readout along the line
+    assert a.reference.qualified and a.reference.spectral_radius <= 1 + a.reference.band
+    assert geo.manifold_dimension == 1
+    assert geo.readout_alignment[:, 0].max() >= 0.8  # readout along the line
     # Word effects on the integrated evidence: signed by the words' true valence.
     valence = train_set.evidence[:, 1] - train_set.evidence[:, 0]
     proj = a.word_effects.mode_projections[:, 0]
@@ -413,7 +540,8 @@ def _check_line_attractor(train_set, a):
     lin = a.linearized
     assert max(lin.initial, lin.nearest) >= lin.full - 0.05
     # the line passes near the initial state, where every document starts
-    assert a.reference_distance < 0.5 * np.linalg.norm(np.ptp(a.fixed_points.points, axis=0))
+    spread = np.linalg.norm(np.ptp(a.points.kept.points, axis=0))
+    assert a.reference.distance < 0.5 * spread
 
 
 def _check(task, train_set, a):
@@ -421,7 +549,7 @@ def _check(task, train_set, a):
     if task == "sentiment":
         _check_line_attractor(train_set, a)
     elif task.startswith("categorical"):
-        assert a.manifold_dimension == c - 1
+        assert a.geometry.manifold_dimension == c - 1
         assert a.prediction.dimension == c - 1
     elif task == "ratings5":
         # Neighbouring classes share their evidence: fewer than C - 1 dimensions, as
@@ -430,11 +558,12 @@ def _check(task, train_set, a):
         # track the length). The visited states curve away from it at the extreme
         # classes, which costs PCA components but not participation ratio.
         assert a.prediction.dimension < c - 1
-        assert a.fixed_point_dimension.pca90 < c - 1
-        assert abs(a.fixed_point_dimension.pca90 - a.prediction.dimension) <= 1
-        assert a.state_dimension.participation_ratio < c - 1.5
+        fpd = a.geometry.fixed_point_dimension
+        assert fpd.pca90 < c - 1
+        assert abs(fpd.pca90 - a.prediction.dimension) <= 1
+        assert a.geometry.state_dimension.participation_ratio < c - 1.5
     elif task == "multilabel3":
-        assert a.manifold_dimension == 3
+        assert a.geometry.manifold_dimension == 3
         assert a.prediction.dimension == 3
 
 

@@ -144,11 +144,12 @@ def test_analyze_rebuilds_the_data_and_writes_a_json_report(tmp_path, capsys):
     argv = ["analyze", str(out), "--num-initial", "64", "--max-examples", "50", "--quiet"]
     assert main(argv) == 0
     stdout = capsys.readouterr().out
-    assert "fixed points kept" in stdout and f"report: {out / 'analysis.json'}" in stdout
+    assert "64 slow points (q < " in stdout and f"report: {out / 'analysis.json'}" in stdout
     report = json.loads((out / "analysis.json").read_text())
     assert report["model"]["cell"] == "gru"
     assert report["linearized"]["num_examples"] == 50
-    assert report["num_candidates"] == 64
+    assert report["points"]["candidates"]["tol"] > 0
+    assert report["points"]["candidates"]["speeds"]["shape"] == [64]
     assert len(report["word_effects"]["words"]) == len(ckpt.vocab)
 
 

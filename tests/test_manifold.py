@@ -84,7 +84,7 @@ def test_num_slow_modes_and_tau_rule():
     )
     # |0.97 + 0.1j| = 0.9751 is outside tol = 0.02; -0.995 is inside (modulus 0.995).
     np.testing.assert_array_equal(mf.num_slow_modes(lam), [3, 1])
-    np.testing.assert_array_equal(mf.num_slow_modes(lam, tol=0.2), [4, 2])
+    np.testing.assert_array_equal(mf.num_slow_modes(lam, band=0.2), [4, 2])
     # τ = 1/|log|λ||: τ(0.99) ≈ 99.5, τ(0.999) ≈ 999.5, τ(0.995) ≈ 199.5.
     np.testing.assert_array_equal(mf.num_slow_modes(lam, tau_min=150), [2, 1])
     assert mf.num_slow_modes(lam[1]) == 1
@@ -404,7 +404,7 @@ def test_spectrum_tools_on_rnndyn_eig_of_known_matrices():
     r = rng.standard_normal((2, 5, 5))
     j = r @ (lam[..., None] * np.linalg.inv(r))
     eg = rnndyn.eig(np.asarray(j, np.float32))
-    np.testing.assert_array_equal(mf.num_slow_modes(eg.values, tol=0.005), [1, 2])
+    np.testing.assert_array_equal(mf.num_slow_modes(eg.values, band=0.005), [1, 2])
     tau = 1 / -np.log(lam[:, :2])
     np.testing.assert_allclose(
         mf.line_attractor_score(eg.values), np.log2(tau[:, 0] / tau[:, 1]), rtol=0.05

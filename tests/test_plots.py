@@ -51,7 +51,7 @@ def test_fixed_points_plots_every_point_and_trajectory(dims):
         dims=dims,
     )
     assert isinstance(fig, Figure)
-    (sc,) = _by_gid(fig, "fixed_points")
+    (sc,) = _by_gid(fig, "roots")  # without statuses every point is drawn as a root
     assert len(sc.get_offsets()) == 9
     lines = _by_gid(fig, "trajectory")
     assert len(lines) == 3
@@ -66,16 +66,19 @@ def test_fixed_points_plots_every_point_and_trajectory(dims):
     assert len(fig.axes) == 2  # axes + colour bar
 
 
-def test_fixed_points_draws_slow_points_on_the_colour_scale():
-    pts, direction, t = _line_points(3, 4)
-    slow = np.outer(np.linspace(-1, 1, 11), direction)
-    fig = plots.plot_fixed_points(pts, color=t, slow_points=slow, slow_color=np.linspace(-1, 1, 11))
-    (ss,) = _by_gid(fig, "slow_points")
-    assert len(ss.get_offsets()) == 11
-    (fp,) = _by_gid(fig, "fixed_points")
-    assert ss.get_clim() == fp.get_clim() == (-1.0, 1.0)
-    with pytest.raises(ValueError, match="slow_points"):
-        plots.plot_fixed_points(pts, slow_points=np.zeros((2, 3)))
+def test_fixed_points_marks_roots_slow_points_and_unstable_points_on_one_scale():
+    pts, direction, t = _line_points(11, 4)
+    status = np.where(np.arange(11) % 3 == 0, 0, 2)  # ROOT every third, else SLOW_POINT
+    stability = np.where(np.arange(11) == 5, 2, 1)
+    fig = plots.plot_fixed_points(pts, color=t, status=status, stability=stability)
+    (roots,), (slow,) = _by_gid(fig, "roots"), _by_gid(fig, "slow_points")
+    assert len(roots.get_offsets()) == 4 and len(slow.get_offsets()) == 7
+    assert roots.get_clim() == slow.get_clim() == (-1.0, 1.0)
+    (unstable,) = _by_gid(fig, "unstable")
+    np.testing.assert_allclose(unstable.get_offsets(), slow.get_offsets()[[3]])  # point 5
+    assert fig.axes[0].get_title() == "11 slow points (4 certified roots)"
+    with pytest.raises(ValueError, match="status"):
+        plots.plot_fixed_points(pts, status=[0, 1])
 
 
 def test_fixed_points_rejects_bad_shapes():
@@ -231,61 +234,81 @@ def _fake_analysis(c=2, k=8, s=4, v=6):
     rng = np.random.default_rng(0)
     lam = np.concatenate([np.full((k, 1), 0.999), rng.uniform(0, 0.5, (k, s - 1))], 1)
     ns = types.SimpleNamespace
+    # every point a certified root but the last, a slow point; the first unstable
+    status = np.r_[np.zeros(k - 1, int), 2]
+    stability = np.r_[2, np.ones(k - 1, int)]
     return ns(
-        fixed_points=ns(points=pts),
-        eigenvalues=lam.astype(complex),
-        readout=readout,
+        points=ns(kept=ns(points=pts, status=status)),
+        spectra=ns(eigenvalues=lam.astype(complex), stability=stability,
+                   slow_vectors=np.tile(readout[-1], (k, 1))),
+        geometry=ns(
+            readout=readout, state_dimension=ns(spectrum=np.array([0.9, 0.1])),
+            fixed_point_dimension=ns(spectrum=np.array([0.99, 0.01])), threshold=0.9,
+            tangent_alignment=np.ones(k),
+        ),
         word_effects=ns(
             words=tuple(f"w{i}" for i in range(v)),
-            counts=np.ones(v),
             mode_projections=rng.normal(size=(v, 1)),
             logit_effects=rng.normal(size=(v, c)),
-            bow_weights=rng.normal(size=(v, c)),
+            trajectory_effects=rng.normal(size=(v, c)),
         ),
-        state_dimension=ns(spectrum=np.array([0.9, 0.1])),
-        fixed_point_dimension=ns(spectrum=np.array([0.99, 0.01])),
+        baseline=ns(counts=np.ones(v), weights=rng.normal(size=(v, c))),
         prediction=ns(explained_ratio=np.array([1.0])),
-        threshold=0.9,
-        tangent_alignment=np.ones(k),
-        linearized=ns(full=0.9, initial=0.8, nearest=0.85),
+        linearized=_lin(),
+        reference=ns(index=0),
         model={"num_classes": c, "multilabel": False},
-    )
+    )  # fmt: skip
+
+
+def _lin(**kw):
+    base = dict(full=0.9, initial=0.8, nearest=0.85, trajectory=0.88,
+                length_edges=np.array([10.0, 80.0]), length_counts=np.array([4]),
+                length_full=np.array([0.9]), length_linearized=np.array([0.8]),
+                length_trajectory=np.array([0.88]))  # fmt: skip
+    return types.SimpleNamespace(**{**base, **kw})
 
 
 def test_figures_from_an_analysis_binary():
     a = _fake_analysis()
-    right = np.tile(a.readout[1], (8, 1))
-    figs = plots.figures(a, right_vectors=right)
+    figs = plots.figures(a)
     assert set(figs) == {
         "fixed_points", "fixed_points_3d", "eigenvalues", "time_constants",
         "readout_geometry", "word_effects", "effect_vs_bow", "explained_variance",
         "linearized_accuracy",
     }  # fmt: skip
     assert all(isinstance(f, Figure) for f in figs.values())
-    (sc,) = _by_gid(figs["fixed_points"], "fixed_points")
+    fig = figs["fixed_points"]
+    (roots,), (slow,) = _by_gid(fig, "roots"), _by_gid(fig, "slow_points")
     # coloured by the logit difference W·h (rows ±d): 2 d·h
-    expected = a.fixed_points.points @ (2 * a.readout[1])
-    np.testing.assert_allclose(sc.get_array(), expected)
+    expected = a.points.kept.points @ (2 * a.geometry.readout[1])
+    np.testing.assert_allclose(roots.get_array(), expected[:-1])
+    np.testing.assert_allclose(slow.get_array(), expected[-1:])
+    (unstable,) = _by_gid(figs["fixed_points"], "unstable")
+    assert len(unstable.get_offsets()) == 1
+    assert "8 slow points (7 certified roots)" in figs["fixed_points"].axes[0].get_title()
 
 
 def test_figures_pads_an_lstm_readout_to_the_state():
     a = _fake_analysis(c=3, s=6)
-    a.readout = a.readout[:, :3]  # (C, N) rows of an LSTM-like output h = state[:N]
+    a.geometry.readout = a.geometry.readout[:, :3]  # (C, N) rows of an LSTM-like h = state[:N]
     p = plots.parts(a)
     assert p["readout"].shape == (3, 6)
     np.testing.assert_array_equal(p["readout"][:, 3:], 0)
     figs = plots.figures(a)
-    assert "simplex" in figs and "readout_geometry" not in figs
+    assert "simplex" in figs
 
 
 def test_figures_draw_accuracy_by_length_when_the_record_has_it():
     a = _fake_analysis()
-    a.linearized = types.SimpleNamespace(
-        full=0.9, initial=0.8, nearest=0.85, length_edges=np.array([10.0, 20.0, 40.0, 80.0]),
-        length_counts=np.array([5, 0, 7]), length_full=np.array([1.0, np.nan, 0.8]),
+    a.linearized = _lin(
+        length_edges=np.array([10.0, 20.0, 40.0, 80.0]),
+        length_counts=np.array([5, 0, 7]),
+        length_full=np.array([1.0, np.nan, 0.8]),
         length_linearized=np.array([0.9, np.nan, 0.7]),
-    )  # fmt: skip
+        length_trajectory=np.array([0.9, np.nan, 0.75]),
+    )
     fig = plots.figures(a)["linearized_accuracy"]
-    full, lin = _by_gid(fig, "accuracy_by_length")
+    full, lin, traj = _by_gid(fig, "accuracy_by_length")
     np.testing.assert_allclose(full.get_xdata(), [15.0, 60.0])  # empty bin left out
     np.testing.assert_allclose(lin.get_ydata(), [0.9, 0.7])
+    np.testing.assert_allclose(traj.get_ydata(), [0.9, 0.75])

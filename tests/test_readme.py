@@ -12,7 +12,7 @@ def test_readme_quick_start_runs(capsys):
     assert snippets, "README has no python snippet"
     exec(compile(snippets[0], str(README), "exec"), {})
     out = capsys.readouterr().out
-    found = int(re.search(r"(\d+) fixed points, max q = (\S+)", out).group(1))
+    found = int(re.search(r"(\d+) distinct roots, max q = (\S+)", out).group(1))
     max_q = float(re.search(r"max q = (\S+)", out).group(1))
     assert found >= 1 and max_q < 1e-10
 

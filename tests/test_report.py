@@ -40,8 +40,8 @@ def test_demo_writes_figures_and_report(tmp_path, capsys):
 
     again = Analysis.from_json(out / "analysis.json")  # the JSON and its .npz read back
     assert again.linearized.full == record["linearized"]["full"]
-    # the summary table counts the record's fixed points
-    assert f"<td>{len(again.fixed_points.points)} (" in page
+    # the summary table counts the record's analysed slow points
+    assert f"<td>{len(again.points.kept)}</td>" in page
     assert record["model"]["cell"] == "gru"
     # the summary table shows the record's numbers
     assert f"{record['linearized']['full']:.4f}" in page

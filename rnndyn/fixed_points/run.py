@@ -68,6 +68,26 @@ class Fingerprinted:
         return isinstance(other, Fingerprinted) and self.key == other.key
 
 
+# XLA:CPU runs the programs of all local devices on one intra-op thread pool of
+# max(cores, devices) threads (at most 256). jaxlib's batched LAPACK kernels (0.10.2; here
+# the LU and triangular solves of the second-order phase) split a large enough batch into
+# tasks on that pool and park the pool thread that called them until the tasks are done.
+# With one program per device all parked in a solve at once, no thread is left to run the
+# tasks and the search hangs at 0% CPU. A program parks at most one thread (its solves run
+# one after the other), so sharding over fewer devices than the pool has threads always
+# leaves one free.
+_CPU_POOL_CAP = 256
+
+
+def num_shards() -> int:
+    """How many local devices the search is sharded over (the first ones): all of them,
+    except on CPU one fewer (at most 255, see above), so two CPU devices search as one."""
+    devices = jax.local_devices()
+    if devices[0].platform != "cpu":
+        return len(devices)
+    return max(1, min(len(devices), _CPU_POOL_CAP) - 1)
+
+
 @functools.lru_cache(maxsize=8)
 def _mesh(devices: int) -> Mesh:
     """A 1-D mesh named ``k`` over the first ``devices`` local devices."""
@@ -107,7 +127,7 @@ def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbos
     roots, roots_mask = roots
     if traced:  # inside the user's jit/vmap: one call, no host-side chunking
         return search.search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn, static)
-    devices = jax.local_device_count()
+    devices = num_shards()
     chunk = k if batch_size is None else min(batch_size, k)
     chunk = -(-chunk // devices) * devices
     fn = _compiled(cell, static, devices)

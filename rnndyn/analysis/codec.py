@@ -1,0 +1,180 @@
+"""The compact JSON report of an ``Analysis``, with big arrays in an ``.npz`` beside it.
+
+Records become ``{"__record__": name, field: value, ...}``; arrays of at most
+``MAX_JSON_ELEMENTS`` elements are inline (complex as ``{"real", "imag"}``, non-finite
+floats as ``"inf"``, ``"-inf"``, ``"nan"``), bigger ones ``{"npz": key, "shape",
+"dtype"}`` placeholders; caveats are their names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from rnndyn.analysis.caveats import Caveat
+
+__all__ = ["FORMAT", "MAX_JSON_ELEMENTS", "decode", "encode", "from_json", "to_json"]
+
+FORMAT = "rnndyn.analysis/3"
+#: Arrays with more elements than this go to the ``.npz`` beside the JSON report.
+MAX_JSON_ELEMENTS = 2048
+#: Record fields that hold tuples (JSON lists) rather than arrays.
+_TUPLE_FIELDS = ("words", "names", "stats_items", "key")
+
+
+def to_json(a: Any, path: str | os.PathLike | None, *, indent: int | None = 1) -> str:
+    """``a`` as JSON text; with ``path``, written there atomically with its ``.npz``."""
+    big: dict[str, np.ndarray] = {}
+    text = json.dumps(encode(a, big), indent=indent, allow_nan=False)
+    if path is not None:
+        path = os.fspath(path)
+        npz = path + ".npz"
+        if big:
+            _atomic_write(npz, lambda f: np.savez_compressed(f, **big), "wb")
+        elif os.path.exists(npz):  # a stale one from an earlier report
+            os.remove(npz)
+        _atomic_write(path, lambda f: f.write(text), "w")
+    return text
+
+
+def from_json(path: str | os.PathLike) -> Any:
+    """Read a report written by ``to_json`` (and its ``.npz``) back into an ``Analysis``."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    if record.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not an rnndyn analysis report of format {FORMAT!r} (found "
+            f"{record.get('format')!r}); rerun the analysis to write one"
+        )
+    npz = path + ".npz"
+    arrays = dict(np.load(npz)) if os.path.exists(npz) else {}
+    body = {k: v for k, v in record.items() if k not in ("format", "summary")}
+    return decode(body, arrays)
+
+
+def encode(a: Any, big: dict) -> dict:
+    """The JSON-ready dict of an ``Analysis``: its summary lines, then its records."""
+    return {"format": FORMAT, "summary": a.summary().splitlines(), **_encode(a, "", big)}
+
+
+def _encode(x: Any, path: str, big: dict) -> Any:
+    if isinstance(x, Caveat):
+        return x.name
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        out = {"__record__": type(x).__name__}
+        for f in dataclasses.fields(x):
+            out[f.name] = _encode(getattr(x, f.name), f"{path}{f.name}.", big)
+        return out
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple records
+        out = {"__record__": type(x).__name__}
+        for k, v in zip(x._fields, x, strict=True):
+            out[k] = _encode(v, f"{path}{k}.", big)
+        return out
+    if isinstance(x, (jax.Array, np.ndarray)):
+        arr = np.asarray(x)
+        meta = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+        if arr.size > MAX_JSON_ELEMENTS:
+            key = path.rstrip(".")
+            big[key] = arr
+            return {"npz": key, **meta}
+        if arr.dtype.kind == "c":
+            values = {"real": _floats(arr.real), "imag": _floats(arr.imag)}
+        else:
+            values = _floats(arr) if arr.dtype.kind == "f" else arr.tolist()
+        return {"array": values, **meta}
+    if isinstance(x, dict):
+        return {str(k): _encode(v, f"{path}{k}.", big) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_encode(v, f"{path}{i}.", big) for i, v in enumerate(x)]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        return _floats(x)
+    return x
+
+
+def _floats(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return _floats(x.astype(np.float64).tolist())
+    if isinstance(x, list):
+        return [_floats(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def decode(x: Any, arrays: dict) -> Any:
+    """Inverse of ``encode`` (records by name from ``rnndyn.analysis.result.RECORDS``)."""
+    if isinstance(x, dict):
+        if "__record__" in x:
+            return _decode_record(x, arrays)
+        if "npz" in x and "dtype" in x:
+            if x["npz"] not in arrays:
+                raise ValueError(f"array {x['npz']!r} is missing from the .npz beside the report")
+            return arrays[x["npz"]]
+        if "array" in x and "dtype" in x:
+            return _decode_array(x)
+        return {k: decode(v, arrays) for k, v in x.items()}
+    if isinstance(x, list):
+        return [decode(v, arrays) for v in x]
+    if x in ("nan", "inf", "-inf"):
+        return float(x)
+    return x
+
+
+def _decode_array(x: dict) -> np.ndarray:
+    dtype = np.dtype(x["dtype"])
+    v = x["array"]
+    if dtype.kind == "c":
+        arr = _decode_floats(v["real"]) + 1j * _decode_floats(v["imag"])
+    elif dtype.kind == "f":
+        arr = _decode_floats(v)
+    else:
+        arr = np.asarray(v)
+    return arr.astype(dtype).reshape(x["shape"])
+
+
+def _decode_floats(v: Any) -> np.ndarray:
+    def conv(y):
+        return [conv(z) for z in y] if isinstance(y, list) else float(y)
+
+    return np.asarray(conv(v), np.float64)
+
+
+def _decode_record(x: dict, arrays: dict) -> Any:
+    from rnndyn.analysis.result import RECORDS
+
+    name = x["__record__"]
+    cls = RECORDS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown record type {name!r} in the report")
+    fields = {k: decode(v, arrays) for k, v in x.items() if k != "__record__"}
+    for k, v in fields.items():
+        if isinstance(v, list) and k in _TUPLE_FIELDS:
+            fields[k] = tuple(tuple(i) if isinstance(i, list) else i for i in v)
+    if "caveats" in fields:
+        fields["caveats"] = tuple(Caveat[n] for n in fields["caveats"])
+    return cls(**fields)
+
+
+def _atomic_write(path: str, write: Callable[[Any], Any], mode: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        kw = {"encoding": "utf-8"} if "b" not in mode else {}
+        with os.fdopen(fd, mode, **kw) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,189 @@
+"""``Analysis``: everything ``analyze`` measured, one record per stage, its caveats and
+its summary."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from rnndyn import manifold as mf
+from rnndyn import words as wd
+from rnndyn._records import record, static
+from rnndyn.analysis.baseline import Baseline
+from rnndyn.analysis.caveats import details
+from rnndyn.analysis.geometry import Geometry
+from rnndyn.analysis.linearized import LinearizedAccuracy
+from rnndyn.analysis.points import SlowPoints
+from rnndyn.analysis.reference import Reference
+from rnndyn.analysis.spectra import Spectra
+from rnndyn.analysis.word_effects import WordEffects
+from rnndyn.analysis.word_inputs import WordInputs
+from rnndyn.config import AnalysisConfig
+from rnndyn.fixed_points import FixedPoints
+
+__all__ = ["Analysis"]
+
+
+@record
+class Analysis:
+    """Everything ``analyze`` measured. ``K`` analysed slow points.
+
+    Attributes:
+      points: ``SlowPoints``: every start of the search (``candidates``, each with its
+        status) and the ``K`` analysed points (``kept``).
+      spectra: ``Spectra`` at the ``K`` points.
+      reference: ``Reference`` (``None`` without slow points).
+      geometry: ``Geometry``; baseline: ``Baseline`` (bag of words);
+      word_effects: ``WordEffects``; linearized: ``LinearizedAccuracy``;
+      word_inputs: ``WordInputs`` (``None`` if not asked for or no slow point);
+      prediction: ``words.DimensionPrediction`` from word counts of the training data.
+      seconds: wall-clock time of the analysis.
+      caveats: ``Caveat`` members that apply (``summary()`` renders them first).
+      model: description of the classifier (cell, sizes, classes).
+      dataset: name of the analysed dataset.
+      settings: the ``AnalysisConfig`` used, with the PRNG key's data:
+        ``analyze(model, data, params, config=a.settings)`` repeats the analysis.
+    """
+
+    points: SlowPoints
+    spectra: Spectra
+    reference: Reference | None
+    geometry: Geometry
+    baseline: Baseline
+    word_effects: WordEffects
+    linearized: LinearizedAccuracy
+    word_inputs: WordInputs | None
+    prediction: wd.DimensionPrediction
+    seconds: float
+    caveats: tuple = static(())
+    model: dict = static(None)
+    dataset: str = static("")
+    settings: AnalysisConfig = static(None)
+
+    def summary(self) -> str:
+        """Human-readable lines: the slow points and what they are, the caveats, then the
+        headline numbers. A missing number says why it is missing."""
+        return "\n".join(_summary_lines(self))
+
+    def to_dict(self) -> dict:
+        """JSON-ready nested dict (see ``rnndyn.analysis.codec``); big arrays as
+        placeholders for the ``.npz`` that ``to_json(path)`` writes beside the JSON."""
+        from rnndyn.analysis import codec
+
+        return codec.encode(self, {})
+
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 1) -> str:
+        """The compact report as JSON text; with ``path``, also written there (atomically)
+        with the big arrays in ``path`` + ``.npz`` (``from_json`` reads both back)."""
+        from rnndyn.analysis import codec
+
+        return codec.to_json(self, path, indent=indent)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> Analysis:
+        """Read a report written by ``to_json(path)`` (and its ``.npz``) back."""
+        from rnndyn.analysis import codec
+
+        return codec.from_json(path)
+
+
+def _num(x: Any, spec: str, missing: str) -> str:
+    """``x`` formatted with ``spec``, or ``missing`` (a reason) where it is not finite."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return missing
+    return format(x, spec) if np.isfinite(x) else missing
+
+
+def _median(x: Any) -> float:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
+
+
+def _summary_lines(a: Analysis) -> list[str]:
+    pts, geo, spec, lin, we = a.points, a.geometry, a.spectra, a.linearized, a.word_effects
+    s = a.settings
+    lines = [
+        f"{pts.describe()}; {len(pts.kept):,} analysed after merging "
+        f"({pts.search} search, x* = {s.input_star if s else '?'})"
+    ]
+    for c in a.caveats:
+        extra = details(c, a)
+        lines.append(f"{c.severity.upper()}: {c.message}" + (f" ({extra})" if extra else ""))
+    model = a.model or {}
+    size = model.get("hidden_size", model.get("state_size", "?"))
+    held = "held out" if a.baseline.held_out else "training accuracy"
+    lines.append(
+        f"{model.get('cell', '?')} ({size} units) on {a.dataset or 'data'}: accuracy "
+        f"{lin.full:.3f}; bag of words {a.baseline.accuracy:.3f} ({held})"
+    )
+    no_point = "n/a (no slow point)"
+    ref = a.reference
+    if ref is None:
+        lines.append("reference point: none (no slow point to linearise at)")
+    else:
+        lines.append(
+            f"reference point {ref.index}: |λ1| {ref.spectral_radius:.4f}, at distance "
+            f"{ref.distance:.3g} from h0 in state space ({ref.reason})"
+        )
+    fpd, sd, pred = geo.fixed_point_dimension, geo.state_dimension, a.prediction
+    fp_pcs = (
+        f"PCs to 90% {fpd.pca90}, PR {fpd.participation_ratio:.2f}"
+        if len(pts.kept) > 1
+        else "not measurable (fewer than two points)"
+    )
+    lines.append(
+        f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule}); slow points: "
+        f"{fp_pcs}; visited states: PCs to 90% {sd.pca90}, PR {sd.participation_ratio:.2f}; "
+        f"predicted from word counts {pred.dimension}"
+    )
+    if len(spec.spectral_radius):
+        stab = np.bincount(np.asarray(spec.stability, np.int64), minlength=3)
+        lines.append(
+            f"|λ1| median {np.median(spec.spectral_radius):.4f} (stable {stab[0]}, marginal "
+            f"{stab[1]}, unstable {stab[2]}); τ1 median "
+            f"{np.median(spec.time_constants[:, 0]):.4g} steps; line-attractor score median "
+            f"{_num(_median(spec.line_attractor_score), '.2f', 'n/a (one-dimensional state)')}"
+            f"; slow modes per point median {np.median(spec.slow_modes):.0f}"
+        )
+        lines.append(
+            f"readout overlap with the manifold {geo.readout_overlap:.3f}; slowest right "
+            "eigenvector tangent alignment median "
+            f"{_num(_median(geo.tangent_alignment), '.3f', 'n/a (fewer than two points)')}"
+        )
+    traj = (
+        f"{_num(we.trajectory_correlation, '.3f', 'n/a')} along the trajectory "
+        f"({we.trajectory_length} tokens)"
+    )
+    lines.append(
+        f"word effects vs bag of words: r = {_num(we.correlation, '.3f', no_point)} at the "
+        f"reference point, {traj}"
+    )
+    lines.append(
+        f"accuracy: network {lin.full:.3f}; linearised at the reference point "
+        f"{_num(lin.initial, '.3f', no_point)}, around the nearest point "
+        f"{_num(lin.nearest, '.3f', no_point)}, along the trajectory under x* "
+        f"{lin.trajectory:.3f}"
+    )
+    if a.word_inputs is not None:
+        wi = a.word_inputs
+        lines.append(
+            f"slow points under word inputs ({len(wi.words)} words): shift along the readout "
+            f"vs bag of words r = {_num(wi.correlation, '.3f', 'n/a (fewer than two words)')}"
+        )
+    return lines
+
+
+# the records a report may contain, by name (for the codec)
+RECORDS = {
+    c.__name__: c
+    for c in (
+        Analysis, SlowPoints, FixedPoints, Spectra, Reference, Geometry, Baseline, WordEffects,
+        LinearizedAccuracy, WordInputs, AnalysisConfig, mf.Dimension, mf.IntrinsicDimension,
+        wd.DimensionPrediction,
+    )
+}  # fmt: skip
