@@ -342,13 +342,13 @@ def test_ratings_label_is_the_binned_mean_valence(c, neutral):
 
 
 def test_ratings_shares_evidence_between_neighbours():
-    from rnndyn import manifold
+    from rnndyn import words
 
     ds = synthetic.ratings(KEY, 5, 3000)
-    pred = manifold.predict_dimension(ds.tokens, ds.labels, len(ds.vocab), lengths=ds.lengths)
+    pred = words.predict_dimension(ds.tokens, ds.labels, len(ds.vocab), lengths=ds.lengths)
     assert pred.dimension < 4 and pred.participation_ratio < 2.0
     categorical = synthetic.categorical(KEY, 5, 3000)
-    flat = manifold.predict_dimension(
+    flat = words.predict_dimension(
         categorical.tokens, categorical.labels, len(categorical.vocab), lengths=categorical.lengths
     )
     assert flat.dimension == 4
