@@ -18,7 +18,7 @@ import rnndyn
 from rnndyn import data
 
 
-def predicted(ds) -> rnndyn.manifold.DimensionPrediction:
+def predicted(ds) -> rnndyn.words.DimensionPrediction:
     return rnndyn.predict_dimension(
         ds.tokens, ds.labels, ds.vocab_size, lengths=ds.lengths, num_classes=ds.num_classes
     )

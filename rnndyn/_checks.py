@@ -63,6 +63,47 @@ def check_finite(name: str, tree: Any) -> None:
             )
 
 
+def real_array(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
+    """``x`` as a finite float64 numpy array with one of ``ndims`` dimensions, else
+    ValueError (``meaning`` describes the expected shape, e.g. ``"(K, D)"``)."""
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from err
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(
+            f"{name} must have {want} dimension(s) {meaning}, got shape {tuple(arr.shape)}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}); expected {meaning}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf (shape {tuple(arr.shape)})")
+    return arr
+
+
+def complex_or_real_array(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
+    """Like ``real_array``, but a complex ``x`` is kept complex (complex128)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind == "c":
+        if arr.ndim not in ndims or arr.size == 0:
+            raise ValueError(f"{name} must be {meaning}, got shape {tuple(arr.shape)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or inf (shape {tuple(arr.shape)})")
+        return arr.astype(np.complex128)
+    return real_array(name, arr, ndims, meaning)
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Raise unless ``value`` is a number in ``(0, 1]`` (e.g. a variance fraction)."""
+    ok = isinstance(value, (int, float, np.floating)) and 0.0 < value <= 1.0
+    if not ok:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Raise unless ``value`` is a finite real number (not a bool) > 0 (>= 0 with
     ``allow_zero``); return it as a float."""

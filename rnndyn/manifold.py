@@ -13,8 +13,8 @@ trained network:
   ``tangent_alignment``.
 
 Spectra (``num_slow_modes``, ``line_attractor_score``) live in ``rnndyn.linearize``
-beside the eigendecomposition and word statistics (bag of words, ``predict_dimension``,
-word projections) in ``rnndyn.words``; their old names here still resolve.
+beside the eigendecomposition, and word statistics (bag of words, ``predict_dimension``,
+word projections) in ``rnndyn.words``, which builds on this module (never the reverse).
 
 Analysis is done in float64 numpy (small matrices, exact rules).
 """
@@ -28,8 +28,7 @@ import jax
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rnndyn._checks import check_int
-from rnndyn.linearize import line_attractor_score, num_slow_modes
+from rnndyn._checks import check_fraction, check_int, real_array
 
 __all__ = [
     "PCA",
@@ -41,10 +40,8 @@ __all__ = [
     "fit_subspace",
     "intrinsic_dimension",
     "levina_bickel",
-    "line_attractor_score",
     "local_pca_dimension",
     "num_components",
-    "num_slow_modes",
     "order_along_line",
     "participation_ratio",
     "pca",
@@ -54,69 +51,6 @@ __all__ = [
     "subspace_overlap",
     "tangent_alignment",
 ]
-
-#: Names that moved to ``rnndyn.words``; ``rnndyn.manifold.NAME`` still resolves.
-_MOVED_TO_WORDS = (
-    "BagOfWords",
-    "DimensionPrediction",
-    "class_mean_evidence",
-    "correlation",
-    "fit_bag_of_words",
-    "predict_dimension",
-    "readout_projections",
-    "word_counts",
-    "word_projections",
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_WORDS:
-        from rnndyn import words
-
-        return getattr(words, name)
-    raise AttributeError(f"module 'rnndyn.manifold' has no attribute {name!r}")
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _real(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
-    """``x`` as a finite float64 array with one of ``ndims`` dimensions, else ValueError."""
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from err
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim not in ndims:
-        want = " or ".join(str(n) for n in ndims)
-        raise ValueError(
-            f"{name} must have {want} dimension(s) {meaning}, got shape {tuple(arr.shape)}"
-        )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}); expected {meaning}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf (shape {tuple(arr.shape)})")
-    return arr
-
-
-def _complex(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.kind == "c":
-        if arr.ndim not in ndims or arr.size == 0:
-            raise ValueError(f"{name} must be {meaning}, got shape {tuple(arr.shape)}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or inf (shape {tuple(arr.shape)})")
-        return arr.astype(np.complex128)
-    return _real(name, arr, ndims, meaning)
-
-
-def _check_threshold(threshold: float) -> None:
-    ok = isinstance(threshold, (int, float, np.floating)) and 0.0 < threshold <= 1.0
-    if not ok:
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-
 
 # ------------------------------------------------------------------ dimension of points
 
@@ -144,7 +78,7 @@ class PCA(NamedTuple):
 
 def pca(X: Any) -> PCA:
     """PCA of the rows of ``X (K, D)`` (``K >= 2`` points in ``D`` dimensions)."""
-    x = _real("X", X, (2,), "(K points, D dimensions)")
+    x = real_array("X", X, (2,), "(K points, D dimensions)")
     if x.shape[0] < 2:
         raise ValueError(f"X has shape {x.shape}; expected (K, D) with K >= 2 points")
     mean = x.mean(axis=0)
@@ -176,7 +110,7 @@ def num_components(X: Any, threshold: float = 0.9) -> int:
     Returns:
       ``k`` in ``1 … D'``; 0 if the points do not vary at all.
     """
-    _check_threshold(threshold)
+    check_fraction("threshold", threshold)
     p = _as_pca(X)
     if p.explained_variance.sum() <= 0:
         return 0
@@ -198,7 +132,7 @@ def participation_ratio(X: Any) -> float:
     if isinstance(X, PCA):
         lam = X.explained_variance
     else:
-        arr = _real("X", X, (1, 2), "((K, D) points or (n,) spectrum)")
+        arr = real_array("X", X, (1, 2), "((K, D) points or (n,) spectrum)")
         lam = pca(arr).explained_variance if arr.ndim == 2 else arr
         if arr.ndim == 1 and np.any(lam < 0):
             raise ValueError("X as a spectrum must be non-negative (variances), got negatives")
@@ -242,7 +176,7 @@ def _subsample(x: np.ndarray, max_points: int) -> np.ndarray:
 
 
 def _points(points: Any, max_points: int, need: int) -> np.ndarray:
-    x = _subsample(_real("points", points, (2,), "(K points, D dimensions)"), max_points)
+    x = _subsample(real_array("points", points, (2,), "(K points, D dimensions)"), max_points)
     if x.shape[0] < need:
         raise ValueError(
             f"points has {x.shape[0]} distinct rows (after subsampling to at most "
@@ -384,7 +318,7 @@ def intrinsic_dimension(
     """All three estimators on ``points (K, D)``; an estimate that cannot be computed
     (fewer than ``min_points`` distinct points, all points equal) is nan, not an error:
     nearest-neighbour statistics of a handful of points are noise."""
-    x = _subsample(_real("points", points, (2,), "(K points, D dimensions)"), max_points)
+    x = _subsample(real_array("points", points, (2,), "(K points, D dimensions)"), max_points)
     if x.shape[0] < min_points:
         nan = float("nan")
         return IntrinsicDimension(nan, nan, nan, int(x.shape[0]))
@@ -429,7 +363,7 @@ class Subspace(NamedTuple):
 
     def project(self, points: Any) -> np.ndarray:
         """Coordinates ``(K, dim)`` of ``points (K, D)`` in the basis."""
-        x = _real("points", points, (2,), "(K, D)")
+        x = real_array("points", points, (2,), "(K, D)")
         if x.shape[1] != self.mean.shape[0]:
             raise ValueError(f"points has shape {x.shape}; expected (K, {self.mean.shape[0]})")
         return (x - self.mean) @ self.basis.T
@@ -463,7 +397,7 @@ def order_along_line(points: Any) -> np.ndarray:
 
 
 def _orthonormal_rows(name: str, A: Any, dim: int | None = None) -> np.ndarray:
-    a = _real(name, A, (1, 2), "(n, D) spanning rows")
+    a = real_array(name, A, (1, 2), "(n, D) spanning rows")
     a = np.atleast_2d(a)
     if dim is not None and a.shape[1] != dim:
         raise ValueError(f"{name} has shape {a.shape}; expected (n, {dim}) to match")
@@ -508,8 +442,8 @@ def readout_alignment(readout: Any, basis: Any) -> np.ndarray:
     Returns:
       ``(C, k)`` ``|cos|`` values in ``[0, 1]``.
     """
-    w = _real("readout", readout, (1, 2), "(C, D) readout rows")
-    b = _real("basis", basis, (1, 2), "(k, D) directions")
+    w = real_array("readout", readout, (1, 2), "(C, D) readout rows")
+    b = real_array("basis", basis, (1, 2), "(k, D) directions")
     w, b = np.atleast_2d(w), np.atleast_2d(b)
     if w.shape[1] != b.shape[1]:
         hint = " (pass readout.T: readout must be (C, D))" if w.shape[0] == b.shape[1] else ""
@@ -548,9 +482,9 @@ def tangent_alignment(
     Returns:
       ``(K,)`` values in ``[0, 1]``: 1 = tangent, 0 = normal.
     """
-    x = _real("points", points, (2,), "(K, D)")
+    x = real_array("points", points, (2,), "(K, D)")
     v = np.asarray(vectors)
-    v = _real("vectors", v.real if v.dtype.kind == "c" else v, (2,), "(K, D)")
+    v = real_array("vectors", v.real if v.dtype.kind == "c" else v, (2,), "(K, D)")
     if v.shape != x.shape:
         raise ValueError(f"vectors has shape {v.shape}; expected {x.shape} like points")
     check_int("manifold_dim", manifold_dim, 1)

@@ -8,8 +8,7 @@ baseline, and the manifold dimension predicted from word counts alone.
   on counts, optax under ``jax.jit``);
 * ``class_mean_evidence`` and ``predict_dimension`` (METHODS.md §7).
 
-These moved here from ``rnndyn.manifold``, which now holds geometry only; the old names
-``rnndyn.manifold.fit_bag_of_words`` etc. still resolve (to these functions).
+Word statistics build on the geometry of ``rnndyn.manifold`` (never the reverse).
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnndyn._checks import check_int
+from rnndyn._checks import check_fraction, check_int, complex_or_real_array, real_array
 from rnndyn.linearize import RealModes
-from rnndyn.manifold import _check_threshold, _complex, _real
+from rnndyn.manifold import participation_ratio
 
 __all__ = [
     "BagOfWords",
@@ -57,10 +56,10 @@ def word_projections(left_vecs: Any, j_inp: Any, embeddings: Any) -> np.ndarray:
       ``(V, k)``; real unless ``left_vecs`` is complex with a non-negligible imaginary
       part (a complex mode), then complex.
     """
-    l = _complex("left_vecs", left_vecs, (1, 2), "(k, S)")
+    l = complex_or_real_array("left_vecs", left_vecs, (1, 2), "(k, S)")
     l = np.atleast_2d(l)
-    j = _real("j_inp", j_inp, (2,), "(S, M)")
-    e = _real("embeddings", embeddings, (2,), "(V, M)")
+    j = real_array("j_inp", j_inp, (2,), "(S, M)")
+    e = real_array("embeddings", embeddings, (2,), "(V, M)")
     _check_chain(l.shape, j.shape, e.shape, "left_vecs", "(k, S)")
     out = e @ j.T @ l.T
     if np.iscomplexobj(out) and np.all(np.abs(out.imag) <= 1e-12 * (1 + np.abs(out.real))):
@@ -77,9 +76,9 @@ def readout_projections(readout: Any, j_inp: Any, embeddings: Any) -> np.ndarray
     Returns:
       ``(V, C)``.
     """
-    w = np.atleast_2d(_real("readout", readout, (1, 2), "(C, S)"))
-    j = _real("j_inp", j_inp, (2,), "(S, M)")
-    e = _real("embeddings", embeddings, (2,), "(V, M)")
+    w = np.atleast_2d(real_array("readout", readout, (1, 2), "(C, S)"))
+    j = real_array("j_inp", j_inp, (2,), "(S, M)")
+    e = real_array("embeddings", embeddings, (2,), "(V, M)")
     _check_chain(w.shape, j.shape, e.shape, "readout", "(C, S)")
     return e @ j.T @ w.T
 
@@ -95,9 +94,9 @@ def mode_projections(modes: RealModes, j_inp: Any, inputs: Any) -> np.ndarray:
       modes: ``RealModes`` (``left (d, S)``).
       j_inp: ``(S, M)``; inputs: ``(V, M)`` word embeddings minus the expansion input ``x*``.
     """
-    left = _real("modes.left", modes.left, (2,), "(d, S)")
-    j = _real("j_inp", j_inp, (2,), "(S, M)")
-    e = _real("inputs", inputs, (2,), "(V, M)")
+    left = real_array("modes.left", modes.left, (2,), "(d, S)")
+    j = real_array("j_inp", j_inp, (2,), "(S, M)")
+    e = real_array("inputs", inputs, (2,), "(V, M)")
     _check_chain(left.shape, j.shape, e.shape, "modes.left", "(d, S)")
     return e @ j.T @ left.T
 
@@ -112,8 +111,8 @@ def logit_effects(readout: Any, modes: RealModes, j_inp: Any, inputs: Any) -> np
       readout: ``(C, S)`` readout rows in state space; modes: ``RealModes``;
       j_inp: ``(S, M)``; inputs: ``(V, M)`` (minus ``x*``).
     """
-    w = np.atleast_2d(_real("readout", readout, (1, 2), "(C, S)"))
-    right = _real("modes.right", modes.right, (2,), "(S, d)")
+    w = np.atleast_2d(real_array("readout", readout, (1, 2), "(C, S)"))
+    right = real_array("modes.right", modes.right, (2,), "(S, d)")
     if w.shape[1] != right.shape[0]:
         raise ValueError(f"readout has shape {w.shape}; expected (C, {right.shape[0]})")
     return mode_projections(modes, j_inp, inputs) @ (w @ right).T
@@ -129,8 +128,8 @@ def _check_chain(a: tuple, j: tuple, e: tuple, name: str, a_meaning: str) -> Non
 
 def correlation(a: Any, b: Any) -> float:
     """Pearson correlation of two equally long (flattened) arrays."""
-    x = _real("a", np.ravel(np.asarray(a)), (1,), "(n,) values")
-    y = _real("b", np.ravel(np.asarray(b)), (1,), "(n,) values")
+    x = real_array("a", np.ravel(np.asarray(a)), (1,), "(n,) values")
+    y = real_array("b", np.ravel(np.asarray(b)), (1,), "(n,) values")
     if x.shape != y.shape or x.size < 2:
         raise ValueError(f"a and b must have the same size >= 2, got {x.size} and {y.size}")
     x, y = x - x.mean(), y - y.mean()
@@ -481,7 +480,7 @@ def predict_dimension(
     Returns:
       ``DimensionPrediction``.
     """
-    _check_threshold(threshold)
+    check_fraction("threshold", threshold)
     check_int("min_count", min_count, 1)
     pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
     freq = np.bincount(pairs.word, pairs.count, vocab_size)
@@ -519,5 +518,5 @@ def predict_dimension(
     ratio = lam / total if total > 0 else np.zeros_like(lam)
     cumulative = np.cumsum(ratio)
     dim = int(np.searchsorted(cumulative, threshold - 1e-12) + 1) if total > 0 else 0
-    pr = float(total**2 / np.sum(lam**2)) if total > 0 else float("nan")
+    pr = participation_ratio(lam)
     return DimensionPrediction(dim, ratio, cumulative, pr, evidence, words)

@@ -411,3 +411,56 @@ def test_run_trajectory_errors():
         linearize.run_trajectory(cell, params, jnp.zeros((M,)), xs, np.ones((2, 4), bool))
     with pytest.raises(ValueError, match="state0"):
         linearize.run_trajectory(cell, params, jnp.zeros((M,)), xs, state0=jnp.zeros((2, N)))
+
+
+def test_num_slow_modes_and_tau_rule():
+    lam = np.array(
+        [
+            [1.0, 0.99, 0.97 + 0.1j, 0.5, -0.995],
+            [0.999, 0.9, 0.5, 0.1, 0.0],
+        ]
+    )
+    # |0.97 + 0.1j| = 0.9751 is outside tol = 0.02; -0.995 is inside (modulus 0.995).
+    np.testing.assert_array_equal(linearize.num_slow_modes(lam), [3, 1])
+    np.testing.assert_array_equal(linearize.num_slow_modes(lam, band=0.2), [4, 2])
+    # τ = 1/|log|λ||: τ(0.99) ≈ 99.5, τ(0.999) ≈ 999.5, τ(0.995) ≈ 199.5.
+    np.testing.assert_array_equal(linearize.num_slow_modes(lam, tau_min=150), [2, 1])
+    assert linearize.num_slow_modes(lam[1]) == 1
+
+
+def test_line_attractor_score_is_log2_tau_ratio():
+    # |λ| = exp(-1/τ) gives time constants τ exactly.
+    lam = np.exp(-1.0 / np.array([1000.0, 100.0, 3.0]))
+    assert linearize.line_attractor_score(lam) == pytest.approx(np.log2(10.0))
+    both = linearize.line_attractor_score(np.stack([lam, lam[[1, 0, 2]]]))
+    np.testing.assert_allclose(both, np.log2(10.0))
+    # |λ1| = 1 exactly: τ1 is capped at TAU_MAX, so the score is finite, log2(1e4 / τ2).
+    tau2 = 1 / np.log(2.0)
+    assert linearize.line_attractor_score(np.array([1.0, 0.5])) == pytest.approx(
+        np.log2(1e4 / tau2)
+    )
+    # two perfectly slow modes: no single dominant one
+    assert linearize.line_attractor_score(np.array([1.0, -1.0, 0.5])) == 0.0
+    # an unstable mode growing over 50 steps does not outrank a stable one of τ = 1000
+    lam3 = np.array([np.exp(1 / 50), np.exp(-1 / 1000), 0.1])
+    assert linearize.line_attractor_score(lam3) == pytest.approx(np.log2(1000 / 50))
+
+
+def test_spectrum_tools_on_eig_of_known_matrices():
+    rng = np.random.default_rng(11)
+    lam = np.array([[0.9999, 0.99, 0.9, 0.5, 0.1], [0.999, 0.998, 0.7, 0.3, 0.05]])
+    r = rng.standard_normal((2, 5, 5))
+    j = r @ (lam[..., None] * np.linalg.inv(r))
+    eg = rnndyn.eig(np.asarray(j, np.float32))
+    np.testing.assert_array_equal(linearize.num_slow_modes(eg.values, band=0.005), [1, 2])
+    tau = 1 / -np.log(lam[:, :2])
+    np.testing.assert_allclose(
+        linearize.line_attractor_score(eg.values), np.log2(tau[:, 0] / tau[:, 1]), rtol=0.05
+    )
+
+
+def test_spectrum_errors():
+    with pytest.raises(ValueError, match="eigenvalues"):
+        linearize.num_slow_modes(np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="S >= 2"):
+        linearize.line_attractor_score(np.ones(1))

@@ -1,4 +1,3 @@
-import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,40 +71,6 @@ def test_participation_ratio_bounds(spectrum):
     assert 1 - 1e-9 <= pr <= np.count_nonzero(lam) + 1e-9
 
 
-# ------------------------------------------------------------------ dimension of spectra
-
-
-def test_num_slow_modes_and_tau_rule():
-    lam = np.array(
-        [
-            [1.0, 0.99, 0.97 + 0.1j, 0.5, -0.995],
-            [0.999, 0.9, 0.5, 0.1, 0.0],
-        ]
-    )
-    # |0.97 + 0.1j| = 0.9751 is outside tol = 0.02; -0.995 is inside (modulus 0.995).
-    np.testing.assert_array_equal(mf.num_slow_modes(lam), [3, 1])
-    np.testing.assert_array_equal(mf.num_slow_modes(lam, band=0.2), [4, 2])
-    # τ = 1/|log|λ||: τ(0.99) ≈ 99.5, τ(0.999) ≈ 999.5, τ(0.995) ≈ 199.5.
-    np.testing.assert_array_equal(mf.num_slow_modes(lam, tau_min=150), [2, 1])
-    assert mf.num_slow_modes(lam[1]) == 1
-
-
-def test_line_attractor_score_is_log2_tau_ratio():
-    # |λ| = exp(-1/τ) gives time constants τ exactly.
-    lam = np.exp(-1.0 / np.array([1000.0, 100.0, 3.0]))
-    assert mf.line_attractor_score(lam) == pytest.approx(np.log2(10.0))
-    both = mf.line_attractor_score(np.stack([lam, lam[[1, 0, 2]]]))
-    np.testing.assert_allclose(both, np.log2(10.0))
-    # |λ1| = 1 exactly: τ1 is capped at TAU_MAX, so the score is finite, log2(1e4 / τ2).
-    tau2 = 1 / np.log(2.0)
-    assert mf.line_attractor_score(np.array([1.0, 0.5])) == pytest.approx(np.log2(1e4 / tau2))
-    # two perfectly slow modes: no single dominant one
-    assert mf.line_attractor_score(np.array([1.0, -1.0, 0.5])) == 0.0
-    # an unstable mode growing over 50 steps does not outrank a stable one of τ = 1000
-    lam3 = np.array([np.exp(1 / 50), np.exp(-1 / 1000), 0.1])
-    assert mf.line_attractor_score(lam3) == pytest.approx(np.log2(1000 / 50))
-
-
 # --------------------------------------------------------------------------- geometry
 
 
@@ -176,158 +141,6 @@ def test_tangent_alignment_on_a_known_curve():
     np.testing.assert_allclose(mf.tangent_alignment(line, v), 1.0, atol=1e-10)
 
 
-# ------------------------------------------------------------------------ word effects
-
-
-def test_word_projections_match_einsum():
-    rng = np.random.default_rng(4)
-    left, j_inp, emb = (
-        rng.standard_normal((3, 6)),
-        rng.standard_normal((6, 4)),
-        rng.standard_normal((9, 4)),
-    )
-    np.testing.assert_allclose(
-        mf.word_projections(left, j_inp, emb), np.einsum("ks,sm,vm->vk", left, j_inp, emb)
-    )
-    np.testing.assert_allclose(
-        mf.readout_projections(left[:2], j_inp, emb),
-        np.einsum("cs,sm,vm->vc", left[:2], j_inp, emb),
-    )
-    assert np.isrealobj(mf.word_projections(left.astype(complex), j_inp, emb))
-    with pytest.raises(ValueError, match="do not chain"):
-        mf.word_projections(left, j_inp.T, emb)
-
-
-def test_correlation():
-    a = np.arange(10.0)
-    assert mf.correlation(a, 3 * a + 1) == pytest.approx(1.0)
-    assert mf.correlation(a, -a) == pytest.approx(-1.0)
-    rng = np.random.default_rng(5)
-    x, y = rng.standard_normal((2, 100))
-    assert mf.correlation(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1])
-    with pytest.raises(ValueError, match="constant"):
-        mf.correlation(a, np.ones(10))
-
-
-# ---------------------------------------------------------------- synthetic word data
-
-
-def _categorical(rng, c, b=3000, t=40):
-    """The studies' reference task: words (modifier, class), valences +2, +1, 0, −1;
-    uniform random documents; label = argmax of the per-class summed valence."""
-    val = np.tile([2, 1, 0, -1], c)
-    cls = np.repeat(np.arange(c), 4)
-    ids = rng.integers(0, 4 * c, (b, t))
-    scores = np.zeros((b, c))
-    np.add.at(scores, (np.repeat(np.arange(b), t), cls[ids].ravel()), val[ids].ravel())
-    return ids, np.argmax(scores + 1e-3 * rng.random((b, c)), axis=1), 4 * c, val
-
-
-def _ordered(rng, c, b=3000, t=40):
-    """Valences awful −2 … awesome +2; the summed score binned into c ordered classes."""
-    ids = rng.integers(0, 5, (b, t))
-    s = (np.array([-2, -1, 0, 1, 2])[ids]).sum(1)
-    edges = np.quantile(s, np.linspace(0, 1, c + 1)[1:-1])
-    return ids, np.searchsorted(edges, s, side="right"), 5
-
-
-def _neighbour_shared(rng, c, rho=0.8, b=3000, t=40):
-    """``_categorical`` where each word also counts ``rho`` times for the neighbouring
-    classes ``k ± 1``: an ordered variant with strongly shared evidence."""
-    val = np.tile([2, 1, 0, -1], c)
-    cls = np.repeat(np.arange(c), 4)
-    ids = rng.integers(0, 4 * c, (b, t))
-    own = np.zeros((b, c))
-    np.add.at(own, (np.repeat(np.arange(b), t), cls[ids].ravel()), val[ids].ravel())
-    scores = own @ (np.eye(c) + rho * (np.eye(c, k=1) + np.eye(c, k=-1)))
-    return ids, np.argmax(scores + 1e-3 * rng.random((b, c)), axis=1), 4 * c
-
-
-def _multilabel(rng, n_labels, b=3000, t=40):
-    """Each label has a positive and a negative word; four neutral words."""
-    v = 2 * n_labels + 4
-    ids = rng.integers(0, v, (b, t))
-    s = np.stack([(ids == 2 * l).sum(1) - (ids == 2 * l + 1).sum(1) for l in range(n_labels)], 1)
-    return ids, (s + 1e-3 * rng.standard_normal(s.shape) > 0).astype(int), v
-
-
-def test_bag_of_words_recovers_word_signs():
-    rng = np.random.default_rng(6)
-    # Binary sentiment: word 0..2 positive, 3..5 negative, 6..11 neutral.
-    val = np.array([2, 1, 1, -2, -1, -1] + [0] * 6)
-    ids = rng.integers(0, 12, (1500, 30))
-    lengths = rng.integers(15, 31, 1500)
-    mask = np.arange(30)[None] < lengths[:, None]
-    y = ((val[ids] * mask).sum(1) + 1e-3 * rng.standard_normal(1500) > 0).astype(int)
-    bow = mf.fit_bag_of_words(ids, y, 12, 2, lengths=lengths, key=jax.random.key(0))
-    assert bow.weights.shape == (12, 2) and bow.bias.shape == (2,)
-    assert bow.accuracy > 0.95
-    delta = bow.weights[:, 1] - bow.weights[:, 0]
-    np.testing.assert_array_equal(np.sign(delta[:6]), np.sign(val[:6]))
-    assert np.all(np.abs(delta[6:]) < 0.2 * np.abs(delta[:6]).min())
-    assert mf.correlation(delta, val) > 0.9
-
-
-def test_bag_of_words_multilabel():
-    ids, y, v = _multilabel(np.random.default_rng(7), 2, b=1500)
-    bow = mf.fit_bag_of_words(ids, y, v, multilabel=True)
-    assert bow.weights.shape == (v, 2) and bow.accuracy > 0.9  # ties (s = 0) are coin flips
-    assert bow.weights[0, 0] > 0 > bow.weights[1, 0] and bow.weights[2, 1] > 0 > bow.weights[3, 1]
-
-
-@pytest.mark.parametrize("c", [2, 3, 4])
-def test_predict_dimension_categorical_is_c_minus_1(c):
-    ids, y, v, _ = _categorical(np.random.default_rng(c), c)
-    r = mf.predict_dimension(ids, y, v)
-    assert r.dimension == c - 1
-    assert r.participation_ratio == pytest.approx(c - 1, rel=0.05)
-    assert r.evidence.shape == (v, c) and r.cumulative[c - 2] > 0.99
-    assert mf.predict_dimension(ids, y, v, method="bow").dimension == c - 1
-
-
-def test_predict_dimension_evidence_has_known_signs():
-    ids, y, v, val = _categorical(np.random.default_rng(8), 3)
-    r = mf.predict_dimension(ids, y, v)
-    own = r.evidence[np.arange(v), np.repeat(np.arange(3), 4)]
-    # "very"/"some" words are commoner in their class, "not" words rarer.
-    assert np.all(own[val > 0] > 0) and np.all(own[val < 0] < 0)
-
-
-@pytest.mark.parametrize("c", [3, 4])
-def test_predict_dimension_ordered_is_lower(c):
-    ids, y, v = _ordered(np.random.default_rng(20 + c), c)
-    for method in ["class_means", "bow"]:
-        r = mf.predict_dimension(ids, y, v, method=method)
-        assert r.dimension < c - 1
-        assert r.participation_ratio < c - 1.5
-
-
-@pytest.mark.parametrize("c", [4, 5])
-def test_predict_dimension_neighbour_shared_evidence_is_lower(c):
-    ids, y, v = _neighbour_shared(np.random.default_rng(30 + c), c)
-    for method in ["class_means", "bow"]:
-        r = mf.predict_dimension(ids, y, v, method=method)
-        assert r.dimension < c - 1
-        assert r.participation_ratio < c - 1.5
-
-
-def test_predict_dimension_multilabel_counts_labels():
-    ids, y, v = _multilabel(np.random.default_rng(9), 3)
-    for method in ["class_means", "bow"]:
-        r = mf.predict_dimension(ids, y, v, multilabel=True, method=method)
-        assert r.dimension == 3
-        assert r.participation_ratio == pytest.approx(3, rel=0.1)
-
-
-def test_predict_dimension_min_count_and_mask():
-    rng = np.random.default_rng(10)
-    ids, y, v, _ = _categorical(rng, 3, b=1000)
-    ids = np.concatenate([ids, np.full((1000, 5), v)], axis=1)  # padding id v (rare word)
-    mask = np.broadcast_to(np.arange(ids.shape[1])[None] < 40, ids.shape)
-    r = mf.predict_dimension(ids, y, v + 1, mask=mask, min_count=1)
-    assert r.dimension == 2 and v not in r.words
-
-
 # ------------------------------------------------------------------------------ errors
 
 
@@ -339,24 +152,11 @@ def test_predict_dimension_min_count_and_mask():
         (lambda: mf.pca(np.array([[0.0, np.nan], [1.0, 2.0]])), "NaN"),
         (lambda: mf.num_components(np.eye(3), 1.5), "threshold"),
         (lambda: mf.participation_ratio(np.array([-1.0, 2.0])), "non-negative"),
-        (lambda: mf.num_slow_modes(np.ones((2, 2, 2))), "eigenvalues"),
-        (lambda: mf.line_attractor_score(np.ones(1)), "S >= 2"),
         (lambda: mf.fit_subspace(np.eye(3), 4), "dim=4"),
         (lambda: mf.principal_cosines(np.eye(3), np.eye(4)), "B has shape"),
         (lambda: mf.principal_cosines(np.zeros((2, 3)), np.eye(3)), "spans nothing"),
         (lambda: mf.tangent_alignment(np.eye(3), np.eye(4)), "vectors has shape"),
         (lambda: mf.tangent_alignment(np.eye(3), np.eye(3), k=9), "k=9"),
-        (lambda: mf.word_counts(np.array([[0, 5]]), 3), "outside"),
-        (lambda: mf.word_counts(np.array([[0.5]]), 3), "token_ids"),
-        (lambda: mf.word_counts(np.zeros((2, 3), int), 3, mask=np.ones((2, 2))), "mask"),
-        (lambda: mf.word_counts(np.zeros((2, 3), int), 3, lengths=[1, 4]), "lengths"),
-        (lambda: mf.fit_bag_of_words(np.zeros((2, 3), int), [0, 1, 1], 3), "labels"),
-        (lambda: mf.predict_dimension(np.zeros((2, 3), int), [0, 1], 3, method="x"), "method"),
-        (lambda: mf.predict_dimension(np.zeros((2, 3), int), [0, 1], 3, min_count=99), "min_c"),
-        (
-            lambda: mf.predict_dimension(np.zeros((2, 3), int), [0, 1], 3, multilabel=True),
-            "multilabel",
-        ),
     ],
 )
 def test_errors(call, match):
@@ -364,7 +164,7 @@ def test_errors(call, match):
         call()
 
 
-# ------------------------------------------------------------------ properties, linkage
+# ------------------------------------------------------------------------ properties
 
 
 @settings(max_examples=25, deadline=None)
@@ -394,65 +194,6 @@ def test_principal_cosines_symmetric_and_bounded(a, b, seed):
     c = mf.principal_cosines(A, B)
     assert c.shape == (min(a, b),) and np.all((c >= 0) & (c <= 1))
     np.testing.assert_allclose(c, mf.principal_cosines(B, A), atol=1e-10)
-
-
-def test_spectrum_tools_on_rnndyn_eig_of_known_matrices():
-    import rnndyn
-
-    rng = np.random.default_rng(11)
-    lam = np.array([[0.9999, 0.99, 0.9, 0.5, 0.1], [0.999, 0.998, 0.7, 0.3, 0.05]])
-    r = rng.standard_normal((2, 5, 5))
-    j = r @ (lam[..., None] * np.linalg.inv(r))
-    eg = rnndyn.eig(np.asarray(j, np.float32))
-    np.testing.assert_array_equal(mf.num_slow_modes(eg.values, band=0.005), [1, 2])
-    tau = 1 / -np.log(lam[:, :2])
-    np.testing.assert_allclose(
-        mf.line_attractor_score(eg.values), np.log2(tau[:, 0] / tau[:, 1]), rtol=0.05
-    )
-    # l_1 · J_inp · x projects a word's input on the top mode: with J_inp = r_1 ⊗ e_0
-    # only words with an embedding along e_0 move it, by exactly that coordinate.
-    j_inp = np.outer(np.asarray(eg.right[0][:, 0].real), np.eye(3)[0])
-    emb = rng.standard_normal((7, 3))
-    np.testing.assert_allclose(
-        mf.word_projections(eg.left[0][:1], j_inp, emb)[:, 0], emb[:, 0], atol=1e-3
-    )
-
-
-def test_word_counts_ignore_masked_padding():
-    ids = np.array([[0, 2, 2, -1], [1, 1, -1, -1]])
-    counts, t = mf.word_counts(ids, 3, lengths=np.array([3, 2]))
-    np.testing.assert_array_equal(counts, [[1, 0, 2], [0, 2, 0]])
-    np.testing.assert_array_equal(t, [3, 2])
-    with pytest.raises(ValueError, match="outside"):
-        mf.word_counts(ids, 3)
-
-
-def test_class_mean_evidence_matches_dense_formula():
-    rng = np.random.default_rng(12)
-    ids = rng.integers(0, 6, (40, 9))
-    lengths = rng.integers(0, 10, 40)
-    lengths[:3] = 0  # documents without tokens are skipped
-    y = rng.integers(0, 3, 40)
-    counts, t = mf.word_counts(ids, 6, lengths=lengths)
-    keep = t > 0
-    f = counts[keep] / t[keep, None]
-    yk = y[keep]
-    expected = np.stack([f[yk == c].mean(0) - f.mean(0) for c in range(3)])
-    got = mf.class_mean_evidence(ids, y, 6, lengths=lengths)
-    np.testing.assert_allclose(got, expected, atol=1e-12)
-    ym = rng.integers(0, 2, (40, 2))
-    ymk = ym[keep]
-    expected = np.stack([f[ymk[:, l] == 1].mean(0) - f[ymk[:, l] == 0].mean(0) for l in range(2)])
-    got = mf.class_mean_evidence(ids, ym, 6, lengths=lengths, multilabel=True)
-    np.testing.assert_allclose(got, expected, atol=1e-12)
-
-
-def test_bag_of_words_logits_reproduce_accuracy():
-    ids, y, v, _ = _categorical(np.random.default_rng(13), 3, b=500)
-    bow = mf.fit_bag_of_words(ids, y, v, steps=200)
-    counts, _ = mf.word_counts(ids, v)
-    assert np.mean(np.argmax(bow.logits(counts), 1) == y) == pytest.approx(bow.accuracy)
-    assert bow.accuracy > 0.8
 
 
 # ------------------------------------------------------- intrinsic dimension (study B)
@@ -518,10 +259,7 @@ def test_intrinsic_dimension_estimator_details():
     assert np.isnan(nan.levina_bickel) and np.isnan(nan.dimension) and nan.num_points == 1
 
 
-def test_moved_word_names_still_resolve_from_manifold():
-    from rnndyn import words
-
-    for name in ("fit_bag_of_words", "predict_dimension", "word_projections", "BagOfWords"):
-        assert getattr(mf, name) is getattr(words, name)
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        mf.nope  # noqa: B018
+def test_manifold_holds_geometry_only():
+    # Word statistics live in rnndyn.words, spectra in rnndyn.linearize; none here.
+    for name in ("fit_bag_of_words", "predict_dimension", "word_projections", "num_slow_modes"):
+        assert not hasattr(mf, name) and name not in mf.__all__

@@ -1,9 +1,6 @@
-"""Synthetic generators match their knobs; the Dataset contract holds."""
+"""Synthetic generators match their knobs (the Dataset contract: tests/test_dataset.py)."""
 
 from __future__ import annotations
-
-import dataclasses
-from collections import Counter
 
 import jax
 import numpy as np
@@ -12,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnndyn.data import Dataset, synthetic
-from rnndyn.data.dataset import WIDTH_MULTIPLE, epoch_batches, pad_batch
 
 KEY = jax.random.key(0)
 
@@ -199,121 +195,6 @@ def test_multilabel_needs_negative_modifier():
         synthetic.multilabel(KEY, 2, 10, modifiers=(("very", 2.0),))
 
 
-# ---------------------------------------------------------------- Dataset
-
-
-@settings(max_examples=20, deadline=None)
-@given(
-    n=st.integers(1, 130),
-    batch=st.integers(1, 17),
-    drop=st.booleans(),
-    bucket=st.booleans(),
-    shuffle=st.booleans(),
-    multiple=st.integers(1, 9),
-)
-def test_batches_cover_every_example_once(n, batch, drop, bucket, shuffle, multiple):
-    ds = synthetic.categorical(KEY, 3, n, length=(1, 12))
-    seen = []
-    opts = {"drop_remainder": drop, "bucket": bucket, "shuffle": shuffle}
-    for b in ds.batches(batch, key=jax.random.key(n), width_multiple=multiple, **opts):
-        assert set(b) == {"tokens", "mask", "labels"}
-        assert b["tokens"].dtype == np.int32 and b["mask"].dtype == bool
-        assert b["tokens"].shape == b["mask"].shape
-        assert b["mask"][:, 0].all()
-        longest = b["mask"].sum(1).max()
-        width = b["tokens"].shape[1]
-        assert longest <= width <= ds.tokens.shape[1]
-        assert width == ds.tokens.shape[1] or (width % multiple == 0 and width - longest < multiple)
-        assert np.all(b["tokens"][~b["mask"]] == 0)
-        assert len(b["labels"]) <= batch and (not drop or len(b["labels"]) == batch)
-        seen.append(b)
-    rows = [tuple(t[m]) for b in seen for t, m in zip(b["tokens"], b["mask"], strict=True)]
-    expected = [tuple(t[m]) for t, m in zip(ds.tokens, ds.mask, strict=True)]
-    n_out = (n // batch) * batch if drop else n
-    assert len(rows) == n_out
-    # Every emitted row is a distinct example of the set (multiset containment).
-    assert not Counter(rows) - Counter(expected)
-
-
-def test_batches_order_and_bucketing():
-    ds = synthetic.categorical(KEY, 3, 400, length=(1, 40))
-    idx = dataclasses.replace(ds, labels=np.zeros(400, np.int32))
-    unshuffled = [b["tokens"] for b in ds.batches(400, shuffle=False, bucket=False)]
-    np.testing.assert_array_equal(unshuffled[0], ds.tokens)
-    bucketed = list(idx.batches(8, key=KEY, width_multiple=1))
-    widths = [b["tokens"].shape[1] for b in bucketed]
-    assert np.mean(widths) < 0.75 * 40  # bucketing trims padding
-    a = [b["tokens"] for b in ds.batches(8, key=jax.random.key(1))]
-    b = [b["tokens"] for b in ds.batches(8, key=jax.random.key(2))]
-    assert any(x.shape != y.shape or not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    again = [b["tokens"] for b in ds.batches(8, key=jax.random.key(1))]
-    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))  # same key, same order
-    widths = {b["tokens"].shape[1] for b in ds.batches(8, key=KEY)}
-    assert all(w % WIDTH_MULTIPLE == 0 or w == ds.tokens.shape[1] for w in widths)
-
-
-def test_epoch_batches_and_pad_batch():
-    lengths = np.random.default_rng(0).integers(1, 30, size=103)
-    rng = np.random.default_rng(1)
-    dropped = epoch_batches(lengths, 10, rng)  # training's default: the tail is dropped
-    assert [len(i) for i in dropped] == [10] * 10
-    assert len(np.unique(np.concatenate(dropped))) == 100
-    every = epoch_batches(lengths, 10, rng, drop_remainder=False)
-    np.testing.assert_array_equal(np.sort(np.concatenate(every)), np.arange(103))
-    assert any(not np.array_equal(x, y) for x, y in zip(dropped, every, strict=False))
-
-    ds = synthetic.categorical(KEY, 3, 20, length=(1, 40))
-    rows = np.array([3, 7, 11])
-    exact = pad_batch(ds, rows, width_multiple=1)
-    assert exact["tokens"].shape == (3, ds.lengths[rows].max())
-    np.testing.assert_array_equal(exact["lengths"], ds.lengths[rows])
-    padded = pad_batch(ds, rows, 5)
-    width = padded["tokens"].shape[1]
-    assert padded["tokens"].shape[0] == 5
-    assert width % WIDTH_MULTIPLE == 0 or width == ds.tokens.shape[1]
-    np.testing.assert_array_equal(padded["weight"], [1, 1, 1, 0, 0])
-    assert not padded["mask"][3:].any() and np.all(padded["labels"][3:] == 0)
-    np.testing.assert_array_equal(padded["mask"].sum(1)[:3], ds.lengths[rows])
-
-
-def test_batches_bad_batch_size():
-    ds = synthetic.sentiment(KEY, 10)
-    with pytest.raises(ValueError, match="batch_size"):
-        next(ds.batches(0))
-    with pytest.raises(ValueError, match="width_multiple"):
-        next(ds.batches(4, width_multiple=0))
-
-
-def test_subset_and_mask():
-    ds = synthetic.multilabel(KEY, 2, 50)
-    sub = ds.subset(np.arange(10, 20))
-    assert len(sub) == 10 and sub.vocab == ds.vocab and sub.multilabel
-    np.testing.assert_array_equal(sub.labels, ds.labels[10:20])
-    np.testing.assert_array_equal(sub.mask.sum(1), sub.lengths)
-    assert len(ds.subset(ds.labels[:, 0] == 1)) == int(ds.labels[:, 0].sum())
-
-
-def test_dataset_validation():
-    ok = {
-        "tokens": [[2, 0]],
-        "lengths": [1],
-        "labels": [0],
-        "vocab": ("<pad>", "<unk>", "a"),
-        "num_classes": 2,
-    }
-    Dataset(**ok)
-    for bad, match in [
-        ({"lengths": [3]}, "lengths"),
-        ({"lengths": [0]}, "lengths"),
-        ({"labels": [2]}, "labels"),
-        ({"tokens": [[5, 0]]}, "tokens"),
-        ({"vocab": ("a", "b", "c")}, "vocab"),
-        ({"evidence": np.zeros((2, 2))}, "evidence"),
-    ]:
-        with pytest.raises(ValueError, match=match):
-            Dataset(**(ok | bad))
-
-
 # ---------------------------------------------------------------- ratings (ordered)
 
 
@@ -342,13 +223,13 @@ def test_ratings_label_is_the_binned_mean_valence(c, neutral):
 
 
 def test_ratings_shares_evidence_between_neighbours():
-    from rnndyn import manifold
+    from rnndyn import words
 
     ds = synthetic.ratings(KEY, 5, 3000)
-    pred = manifold.predict_dimension(ds.tokens, ds.labels, len(ds.vocab), lengths=ds.lengths)
+    pred = words.predict_dimension(ds.tokens, ds.labels, len(ds.vocab), lengths=ds.lengths)
     assert pred.dimension < 4 and pred.participation_ratio < 2.0
     categorical = synthetic.categorical(KEY, 5, 3000)
-    flat = manifold.predict_dimension(
+    flat = words.predict_dimension(
         categorical.tokens, categorical.labels, len(categorical.vocab), lengths=categorical.lengths
     )
     assert flat.dimension == 4

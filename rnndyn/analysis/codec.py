@@ -45,8 +45,9 @@ def to_json(a: Any, path: str | os.PathLike | None, *, indent: int | None = 1) -
     return text
 
 
-def from_json(path: str | os.PathLike) -> Any:
-    """Read a report written by ``to_json`` (and its ``.npz``) back into an ``Analysis``."""
+def from_json(path: str | os.PathLike, records: dict[str, type]) -> Any:
+    """Read a report written by ``to_json`` (and its ``.npz``) back; ``records`` maps the
+    record names it may hold to their classes."""
     path = os.fspath(path)
     with open(path, encoding="utf-8") as f:
         record = json.load(f)
@@ -58,7 +59,7 @@ def from_json(path: str | os.PathLike) -> Any:
     npz = path + ".npz"
     arrays = dict(np.load(npz)) if os.path.exists(npz) else {}
     body = {k: v for k, v in record.items() if k not in ("format", "summary")}
-    return decode(body, arrays)
+    return decode(body, arrays, records)
 
 
 def encode(a: Any, big: dict) -> dict:
@@ -112,20 +113,20 @@ def _floats(x: Any) -> Any:
     return x
 
 
-def decode(x: Any, arrays: dict) -> Any:
-    """Inverse of ``encode`` (records by name from ``rnndyn.analysis.result.RECORDS``)."""
+def decode(x: Any, arrays: dict, records: dict[str, type]) -> Any:
+    """Inverse of ``encode`` (record classes by name from ``records``)."""
     if isinstance(x, dict):
         if "__record__" in x:
-            return _decode_record(x, arrays)
+            return _decode_record(x, arrays, records)
         if "npz" in x and "dtype" in x:
             if x["npz"] not in arrays:
                 raise ValueError(f"array {x['npz']!r} is missing from the .npz beside the report")
             return arrays[x["npz"]]
         if "array" in x and "dtype" in x:
             return _decode_array(x)
-        return {k: decode(v, arrays) for k, v in x.items()}
+        return {k: decode(v, arrays, records) for k, v in x.items()}
     if isinstance(x, list):
-        return [decode(v, arrays) for v in x]
+        return [decode(v, arrays, records) for v in x]
     if x in ("nan", "inf", "-inf"):
         return float(x)
     return x
@@ -150,14 +151,12 @@ def _decode_floats(v: Any) -> np.ndarray:
     return np.asarray(conv(v), np.float64)
 
 
-def _decode_record(x: dict, arrays: dict) -> Any:
-    from rnndyn.analysis.result import RECORDS
-
+def _decode_record(x: dict, arrays: dict, records: dict[str, type]) -> Any:
     name = x["__record__"]
-    cls = RECORDS.get(name)
+    cls = records.get(name)
     if cls is None:
         raise ValueError(f"unknown record type {name!r} in the report")
-    fields = {k: decode(v, arrays) for k, v in x.items() if k != "__record__"}
+    fields = {k: decode(v, arrays, records) for k, v in x.items() if k != "__record__"}
     for k, v in fields.items():
         if isinstance(v, list) and k in _TUPLE_FIELDS:
             fields[k] = tuple(tuple(i) if isinstance(i, list) else i for i in v)

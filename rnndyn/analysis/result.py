@@ -11,6 +11,7 @@ import numpy as np
 from rnndyn import manifold as mf
 from rnndyn import words as wd
 from rnndyn._records import record, static
+from rnndyn.analysis import codec
 from rnndyn.analysis.baseline import Baseline
 from rnndyn.analysis.caveats import details
 from rnndyn.analysis.geometry import Geometry
@@ -70,23 +71,17 @@ class Analysis:
     def to_dict(self) -> dict:
         """JSON-ready nested dict (see ``rnndyn.analysis.codec``); big arrays as
         placeholders for the ``.npz`` that ``to_json(path)`` writes beside the JSON."""
-        from rnndyn.analysis import codec
-
         return codec.encode(self, {})
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 1) -> str:
         """The compact report as JSON text; with ``path``, also written there (atomically)
         with the big arrays in ``path`` + ``.npz`` (``from_json`` reads both back)."""
-        from rnndyn.analysis import codec
-
         return codec.to_json(self, path, indent=indent)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Analysis:
         """Read a report written by ``to_json(path)`` (and its ``.npz``) back."""
-        from rnndyn.analysis import codec
-
-        return codec.from_json(path)
+        return codec.from_json(path, RECORDS)
 
 
 def _num(x: Any, spec: str, missing: str) -> str:
