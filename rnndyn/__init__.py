@@ -13,9 +13,21 @@ Core API::
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train, words
+from rnndyn import (
+    analysis,
+    cells,
+    config,
+    data,
+    fixed_points,
+    linearize,
+    manifold,
+    models,
+    train,
+    words,
+)
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
+from rnndyn.config import TrainConfig
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
@@ -32,7 +44,6 @@ from rnndyn.linearize import (
 from rnndyn.models import Classifier
 from rnndyn.train import (
     Checkpoint,
-    TrainConfig,
     TrainingDivergedError,
     TrainResult,
     evaluate,
@@ -68,6 +79,7 @@ __all__ = [
     "run_trajectory",
     "analyze",
     "analysis",
+    "config",
     "linearize",
     "manifold",
     "models",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import optax
 
 from rnndyn import _checks
+from rnndyn.config import TrainConfig
 from rnndyn.data.dataset import check_dataset, epoch_batches, pad_batch
 from rnndyn.models import Classifier, cell_name, make_cell
 
@@ -47,71 +47,6 @@ __all__ = [
     "save_checkpoint",
     "train",
 ]
-
-_SCHEDULES = ("constant", "cosine", "linear")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (no seed: pass a PRNG key to ``train``).
-
-    Attributes:
-      steps: number of optimiser steps; ignored when ``epochs`` is set.
-      epochs: passes over the training set (may be fractional); overrides ``steps``.
-      batch_size: examples per step.
-      learning_rate: peak learning rate of Adam.
-      warmup_steps: linear warm-up from 0 to ``learning_rate``.
-      schedule: decay after warm-up: ``constant``, ``cosine`` or ``linear``.
-      final_lr_fraction: the decayed learning rate ends at this fraction of the peak.
-      clip_norm: clip gradients to this global norm (``None``: no clipping).
-      l2: L2 penalty ``l2/2 * ||w||^2`` on weight matrices (not biases), added to the
-        gradient before Adam.
-      embedding_l2: extra L2 penalty on the embedding alone. It shrinks the embeddings
-        of words that carry no evidence towards zero, which keeps word inputs small and
-        the trained dynamics close to their linearisation (see docs/analysis.md).
-      eval_every: evaluate on the test set every this many steps (0: only at the end).
-      log_every: print a progress line every this many steps.
-      eval_batch_size: batch size for evaluation.
-    """
-
-    steps: int = 500
-    epochs: float | None = None
-    batch_size: int = 64
-    learning_rate: float = 1e-2
-    warmup_steps: int = 20
-    schedule: str = "cosine"
-    final_lr_fraction: float = 0.1
-    clip_norm: float | None = 1.0
-    l2: float = 0.0
-    embedding_l2: float = 0.0
-    eval_every: int = 0
-    log_every: int = 50
-    eval_batch_size: int = 256
-
-    def __post_init__(self):
-        _checks.check_int("steps", self.steps, minimum=1)
-        if self.epochs is not None:
-            _checks.check_positive("epochs", self.epochs)
-        _checks.check_int("batch_size", self.batch_size, minimum=1)
-        _checks.check_positive("learning_rate", self.learning_rate)
-        _checks.check_int("warmup_steps", self.warmup_steps)
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
-        _checks.check_positive("final_lr_fraction", self.final_lr_fraction, allow_zero=True)
-        if self.clip_norm is not None:
-            _checks.check_positive("clip_norm", self.clip_norm)
-        _checks.check_positive("l2", self.l2, allow_zero=True)
-        _checks.check_positive("embedding_l2", self.embedding_l2, allow_zero=True)
-        _checks.check_int("eval_every", self.eval_every)
-        _checks.check_int("log_every", self.log_every, minimum=1)
-        _checks.check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-
-    def total_steps(self, num_examples: int) -> int:
-        """Optimiser steps for a training set of ``num_examples``."""
-        if self.epochs is None:
-            return self.steps
-        per_epoch = max(1, num_examples // self.batch_size)
-        return max(1, math.ceil(self.epochs * per_epoch))
 
 
 @dataclasses.dataclass(frozen=True)
