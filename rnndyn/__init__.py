@@ -16,6 +16,7 @@ Core API::
 from rnndyn import (
     analysis,
     cells,
+    checkpoint,
     config,
     data,
     fixed_points,
@@ -27,6 +28,7 @@ from rnndyn import (
 )
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
+from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnndyn.config import TrainConfig
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
@@ -42,14 +44,7 @@ from rnndyn.linearize import (
     time_constants,
 )
 from rnndyn.models import Classifier
-from rnndyn.train import (
-    Checkpoint,
-    TrainingDivergedError,
-    TrainResult,
-    evaluate,
-    load_checkpoint,
-    save_checkpoint,
-)
+from rnndyn.train import TrainingDivergedError, TrainResult, evaluate
 from rnndyn.words import predict_dimension
 
 __version__ = "0.1.0"
@@ -79,6 +74,7 @@ __all__ = [
     "run_trajectory",
     "analyze",
     "analysis",
+    "checkpoint",
     "config",
     "linearize",
     "manifold",

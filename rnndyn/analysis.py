@@ -46,6 +46,7 @@ import numpy as np
 from rnndyn import _checks
 from rnndyn import manifold as mf
 from rnndyn import words as wd
+from rnndyn.checkpoint import Checkpoint, describe_model, load_checkpoint
 from rnndyn.data.dataset import check_dataset as _check_data
 from rnndyn.data.dataset import pad_batch
 from rnndyn.fixed_points import FixedPoints, find_fixed_points, sample_states
@@ -64,7 +65,6 @@ from rnndyn.linearize import (
     time_constants,
 )
 from rnndyn.models import Classifier
-from rnndyn.train import Checkpoint, describe_model, load_checkpoint
 
 Array = jax.Array
 

@@ -1,7 +1,7 @@
 """The ``rnndyn`` command line.
 
 ``rnndyn train --dataset ... --cell ... --out DIR`` trains a classifier, prints the final
-test accuracy and writes a checkpoint that ``rnndyn.train.load_checkpoint`` restores;
+test accuracy and writes a checkpoint that ``rnndyn.checkpoint.load_checkpoint`` restores;
 ``rnndyn analyze DIR`` reverse engineers it (``rnndyn.analyze``) and writes a JSON report.
 """
 
@@ -417,8 +417,10 @@ def run_train(args: argparse.Namespace) -> int:
     """``rnndyn train``: returns the exit status."""
     import jax
 
+    from rnndyn.checkpoint import check_writable, save_checkpoint
+    from rnndyn.config import TrainConfig
     from rnndyn.models import Classifier, make_cell
-    from rnndyn.train import TrainConfig, check_writable, save_checkpoint, train
+    from rnndyn.train import train
 
     _check_args(args)
     if _is_local(args.dataset):  # recorded absolute, so analyze finds them from anywhere
@@ -557,7 +559,7 @@ def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
     import jax
 
     from rnndyn.analysis import analyze
-    from rnndyn.train import check_writable, load_checkpoint
+    from rnndyn.checkpoint import check_writable, load_checkpoint
 
     _check_at_least_one(args, ("max_examples", "num_initial", "max_steps", "trajectories"))
     if not 0 < args.threshold <= 1:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from rnndyn.checkpoint import load_checkpoint
 from rnndyn.cli import build_parser, main
-from rnndyn.train import evaluate, load_checkpoint
+from rnndyn.train import evaluate
 
 TINY = [
     "--hidden",
@@ -156,7 +157,7 @@ def test_analyze_errors(tmp_path, capsys):
     import jax
 
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     assert main(["analyze", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "is not a checkpoint" in capsys.readouterr().err
@@ -193,7 +194,7 @@ def _sentiment_csv(path, n, seed, bom=True):
 def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     import json
 
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     reviews = _sentiment_csv(tmp_path / "reviews.csv", 500, 0)
     monkeypatch.chdir(tmp_path)  # the checkpoint records absolute paths: analyze from anywhere
@@ -283,7 +284,7 @@ def test_analyze_out_is_checked_before_the_analysis(tmp_path, capsys, monkeypatc
 
     import rnndyn.cli as cli
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
     vocab = ("<pad>", "<unk>", "a", "b", "c")
@@ -301,7 +302,7 @@ def test_malformed_checkpoint_gives_one_line_and_exit_2(tmp_path, capsys):
     import jax
 
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
     vocab = ("<pad>", "<unk>", "a", "b", "c")

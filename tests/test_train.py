@@ -1,4 +1,4 @@
-"""Tests for rnndyn.train: training, evaluation, checkpoints."""
+"""Tests for rnndyn.train and rnndyn.checkpoint: training, evaluation, checkpoints."""
 
 import dataclasses
 import json
@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from rnndyn import cells
+from rnndyn.checkpoint import load_checkpoint, save_checkpoint
+from rnndyn.config import TrainConfig
 from rnndyn.models import Classifier
-from rnndyn.train import (
-    TrainConfig,
-    evaluate,
-    load_checkpoint,
-    make_optimizer,
-    save_checkpoint,
-    train,
-)
+from rnndyn.train import evaluate, make_optimizer, train
 
 
 @dataclasses.dataclass(frozen=True)
