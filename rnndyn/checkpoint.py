@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn import _checks
+from rnndyn import _checks, _io
 from rnndyn.config import TrainConfig
 from rnndyn.models import Classifier, cell_name, make_cell
 
@@ -218,7 +218,8 @@ def save_checkpoint(
         raise OSError(f"checkpoint path {path!r} exists and is not a directory")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    name = os.path.basename(path)
+    tmp = _io.make_temp_dir(parent, f".{name}.tmp-")  # 0o777 & ~umask, unlike mkdtemp
     try:
         with open(os.path.join(tmp, PARAMS_FILE), "wb") as f:
             f.write(flax.serialization.to_bytes(jax.device_get(params)))
@@ -240,7 +241,7 @@ def save_checkpoint(
                         os.link(src, dst)
                     except OSError:
                         shutil.copy2(src, dst)
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            old = _io.make_temp_dir(parent, f".{name}.old-")
             os.rename(path, os.path.join(old, "ckpt"))
             os.rename(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

@@ -386,6 +386,25 @@ def test_save_is_atomic_and_keeps_other_files(tmp_path, monkeypatch):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["ck"]
 
 
+def test_checkpoint_gets_the_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    model = _sentiment_model()
+    params = model.init(jax.random.key(0))
+    vocab = tiny_sentiment(0, 2).vocab
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "ck"
+        for _ in range(2):  # a new checkpoint, then one replacing it
+            save_checkpoint(path, model, params, vocab=vocab, config=None)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~0o022
+            for file in path.iterdir():
+                assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~0o022, file.name
+    finally:
+        os.umask(old)
+
+
 def _edit_meta(path, fn):
     meta = json.loads((path / "checkpoint.json").read_text())
     fn(meta)
