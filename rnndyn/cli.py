@@ -8,18 +8,44 @@ test accuracy and writes a checkpoint that ``rnndyn.checkpoint.load_checkpoint``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from typing import Any
 
+from rnndyn.config import TrainConfig
 from rnndyn.models import CELLS
 
-__all__ = ["main", "build_parser", "SYNTHETIC", "DEFAULT_TEST_FRACTION"]
+__all__ = [
+    "DEFAULT_TEST_FRACTION",
+    "SYNTHETIC",
+    "TRAIN_FLAGS",
+    "add_config_arguments",
+    "build_parser",
+    "config_from_args",
+    "main",
+]
 
 #: Held-out fraction of a local --dataset when no --test file is given.
 DEFAULT_TEST_FRACTION = 0.2
+
+#: The ``TrainConfig`` fields that ``rnndyn train`` has flags for (defaults and help come
+#: from ``rnndyn.config.TrainConfig``).
+TRAIN_FLAGS = (
+    "steps",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "schedule",
+    "clip_norm",
+    "l2",
+    "embedding_l2",
+    "eval_every",
+)
 
 #: Synthetic datasets: CLI name -> generator name in ``rnndyn.data.synthetic``.
 SYNTHETIC = {
@@ -146,36 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
 
     opt = t.add_argument_group("training")
-    opt.add_argument("--steps", type=int, default=400, help="optimiser steps")
-    opt.add_argument(
-        "--epochs",
-        type=float,
-        default=None,
-        help="passes over the training set (overrides --steps)",
-    )
-    opt.add_argument("--batch-size", type=int, default=64, help="examples per step")
-    opt.add_argument("--learning-rate", type=float, default=1e-2, help="peak Adam learning rate")
-    opt.add_argument("--warmup-steps", type=int, default=20, help="linear warm-up steps")
-    opt.add_argument(
-        "--schedule",
-        default="cosine",
-        choices=("constant", "cosine", "linear"),
-        help="learning-rate decay after warm-up",
-    )
-    opt.add_argument(
-        "--clip-norm", type=float, default=1.0, help="clip gradients to this global norm (0: off)"
-    )
-    opt.add_argument("--l2", type=float, default=0.0, help="L2 penalty on weight matrices")
-    opt.add_argument(
-        "--embedding-l2",
-        type=float,
-        default=0.0,
-        help="extra L2 penalty on the embedding alone (keeps the trained dynamics near-linear "
-        "in the inputs, e.g. 1e-2 before rnndyn analyze)",
-    )
-    opt.add_argument(
-        "--eval-every", type=int, default=0, help="evaluate every this many steps (0: at the end)"
-    )
+    add_config_arguments(opt, TrainConfig, TRAIN_FLAGS)
     opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
 
     out = t.add_argument_group("output")
@@ -211,6 +208,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_arguments(a)
     _add_report_commands(sub, a)
     return parser
+
+
+def add_config_arguments(
+    parser: Any, config_class: type, fields: Sequence[str] | None = None
+) -> None:
+    """Add a flag to ``parser`` (a parser or an argument group) for each field of the
+    dataclass ``config_class``, or for those named in ``fields``, in that order.
+
+    The field ``name`` becomes ``--name`` with ``-`` for ``_``; its default is the
+    field's default, its help ``metadata["help"]``, its choices ``metadata["choices"]``
+    and its type the annotation (``X | None`` reads as ``X``; ``bool`` gives a
+    ``--name/--no-name`` pair). ``config_from_args`` builds the config back.
+    """
+    known = {f.name: f for f in dataclasses.fields(config_class)}
+    hints = typing.get_type_hints(config_class)
+    for name in known if fields is None else fields:
+        if name not in known:
+            raise ValueError(f"{config_class.__name__} has no field {name!r}")
+        field = known[name]
+        kind = _flag_type(hints[name])
+        kw: dict[str, Any] = {"default": field.default, "help": field.metadata.get("help")}
+        if "choices" in field.metadata:
+            kw["choices"] = field.metadata["choices"]
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = kind
+        parser.add_argument("--" + name.replace("_", "-"), **kw)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """``config_class`` from the parsed ``args`` (the fields that have a flag) and
+    ``overrides`` (values the command line spells differently, e.g. 0 for ``None``)."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    return config_class(**{**values, **overrides})
+
+
+def _flag_type(hint: Any) -> type:
+    """The argparse type of a field annotated ``hint``: ``int``, ``float``, ``str`` or
+    ``bool``, also inside ``X | None``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    kind = args[0] if len(args) == 1 else hint
+    if kind not in (int, float, str, bool):
+        raise TypeError(f"no command-line type for a field annotated {hint!r}")
+    return kind
 
 
 def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
@@ -418,7 +461,6 @@ def run_train(args: argparse.Namespace) -> int:
     import jax
 
     from rnndyn.checkpoint import check_writable, save_checkpoint
-    from rnndyn.config import TrainConfig
     from rnndyn.models import Classifier, make_cell
     from rnndyn.train import train
 
@@ -427,18 +469,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.dataset = os.path.abspath(args.dataset)
         if args.test is not None:
             args.test = os.path.abspath(args.test)
-    config = TrainConfig(
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        schedule=args.schedule,
-        clip_norm=args.clip_norm or None,
-        l2=args.l2,
-        embedding_l2=args.embedding_l2,
-        eval_every=args.eval_every,
-    )
+    config = config_from_args(TrainConfig, args, clip_norm=args.clip_norm or None)
     run_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.dataset.strip("/"))
     run_name = f"{os.path.basename(run_name) or 'data'}_{args.cell.lower()}"
     out = args.out or os.path.join("runs", run_name)

@@ -57,6 +57,45 @@ def test_help_lists_every_flag(capsys):
         assert flag in out, flag
 
 
+def test_train_flags_take_defaults_and_help_from_train_config():
+    import argparse
+    import dataclasses
+
+    from rnndyn.cli import TRAIN_FLAGS, config_from_args
+    from rnndyn.config import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    default = TrainConfig()
+    assert args.steps == default.steps == 500  # the CLI used to say 400
+    assert config_from_args(TrainConfig, args) == default
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    actions = {a.dest: a for a in sub.choices["train"]._actions}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in TRAIN_FLAGS:
+            action = actions[field.name]
+            assert action.option_strings == ["--" + field.name.replace("_", "-")]
+            assert action.default == field.default and action.help == field.metadata["help"]
+    assert actions["schedule"].choices == ("constant", "cosine", "linear")
+    args = build_parser().parse_args(["train", "--epochs", "1.5", "--clip-norm", "0"])
+    assert config_from_args(TrainConfig, args, clip_norm=None).epochs == 1.5
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        size: int = dataclasses.field(default=3, metadata={"help": "a size"})
+        scale: float | None = None
+        flag: bool = False
+
+    from rnndyn.cli import add_config_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Toy)
+    assert vars(parser.parse_args([])) == {"size": 3, "scale": None, "flag": False}
+    got = parser.parse_args(["--size", "4", "--scale", "0.5", "--flag"])
+    assert config_from_args(Toy, got) == Toy(4, 0.5, True)
+    with pytest.raises(ValueError, match="no field 'nope'"):
+        add_config_arguments(argparse.ArgumentParser(), Toy, ["nope"])
+
+
 def test_top_level_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -102,7 +141,7 @@ def test_train_writes_loadable_checkpoint(dataset, multilabel, tmp_path, capsys)
 
 @pytest.mark.slow
 def test_default_synthetic_sentiment_run_reaches_95_percent(tmp_path, capsys):
-    # The acceptance run: defaults only (GRU 128, 400 steps), well under 2 minutes on CPU.
+    # The acceptance run: defaults only (GRU 128, 500 steps), well under 2 minutes on CPU.
     out = tmp_path / "run"
     assert (
         main(
