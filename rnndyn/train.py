@@ -15,8 +15,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -248,6 +248,62 @@ def train(
         names the first such step. No checkpoint of non-finite parameters is written.
       ValueError: bad arguments, or a checkpoint that does not match this run.
     """
+    _check_arguments(model, train_data, test_data, key, config, checkpoint_dir, save_every, resume)
+    run, loop = _setup(model, train_data, test_data, key, config, devices, verbose)
+    run = run._replace(checkpoint_dir=checkpoint_dir, save_every=save_every, metadata=metadata)
+    if resume:
+        loop = _resume(run, loop)
+    loop = _place(run, loop)
+    loop = _run_steps(run, loop)
+    return _finish(run, loop)
+
+
+# --- the stages of train ------------------------------------------------------------
+
+
+class _Run(NamedTuple):
+    """What stays fixed during a run."""
+
+    model: Classifier
+    config: TrainConfig
+    train_data: Any
+    test_data: Any
+    lengths: np.ndarray  # of the training examples
+    total: int  # optimiser steps
+    step_fn: Callable  # (params, opt_state, batch) -> (params, opt_state, [loss, acc, finite])
+    key_data: np.ndarray  # of the run's key, saved for resuming
+    data_key: Array  # seeds the batch order
+    vocab: tuple[str, ...]
+    shardings: tuple[Any, Any]  # (batch, replicated), or (None, None) on one device
+    verbose: bool
+    checkpoint_dir: Any = None  # where periodic checkpoints go
+    save_every: int = 0
+    metadata: dict | None = None  # stored in the periodic checkpoints
+
+
+class _Loop(NamedTuple):
+    """What changes from step to step. A stage returns a new one; only the lists in
+    ``history`` and ``pending`` grow in place (copying them would cost O(steps^2))."""
+
+    step: int  # optimiser steps done
+    params: Params
+    opt_state: Any
+    history: dict[str, list]
+    pending: list  # [loss, accuracy, finite] of each step since the last log line
+    tokens: int  # training tokens since the last log line
+    clock: float  # time.perf_counter() at the last log line
+
+
+def _check_arguments(
+    model: Any,
+    train_data: Any,
+    test_data: Any,
+    key: Any,
+    config: Any,
+    checkpoint_dir: Any,
+    save_every: Any,
+    resume: bool,
+) -> None:
     if not isinstance(model, Classifier):
         raise ValueError(f"model must be an rnndyn.models.Classifier, got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
@@ -262,132 +318,214 @@ def train(
     check_dataset(model, train_data, "train_data")
     if test_data is not None:
         check_dataset(model, test_data, "test_data")
-    key = jax.random.wrap_key_data(key) if not _is_typed_key(key) else key
-    key_data = np.asarray(jax.random.key_data(key))
+
+
+def _setup(
+    model: Classifier,
+    train_data: Any,
+    test_data: Any,
+    key: Array,
+    config: TrainConfig,
+    devices: Any,
+    verbose: bool,
+) -> tuple[_Run, _Loop]:
+    """The run's constants and the loop at step 0: fresh parameters from ``key``."""
+    key = key if _is_typed_key(key) else jax.random.wrap_key_data(key)
     k_init, k_data = jax.random.split(key)
-    # Batch order from a numpy generator seeded by the key: host-side and reproducible.
-    rng = _checks.host_rng(k_data)
     total = config.total_steps(len(train_data.lengths))
     optimizer = make_optimizer(config, total)
     params = model.init(k_init)
-    opt_state = optimizer.init(params)
-    step_fn = _make_step(model, optimizer)
-    vocab = tuple(str(w) for w in getattr(train_data, "vocab", ()))
-    place_batch, replicate = _data_parallel(devices, min(config.batch_size, len(train_data)))
-    if place_batch is not None:
-        _log(verbose, f"data parallel over {place_batch.mesh.size} devices")
-
+    shardings = _data_parallel(devices, min(config.batch_size, len(train_data)))
+    if shardings[0] is not None:
+        _log(verbose, f"data parallel over {shardings[0].mesh.size} devices")
+    run = _Run(
+        model=model,
+        config=config,
+        train_data=train_data,
+        test_data=test_data,
+        lengths=np.asarray(train_data.lengths),
+        total=total,
+        step_fn=_make_step(model, optimizer),
+        key_data=np.asarray(jax.random.key_data(key)),
+        data_key=k_data,
+        vocab=tuple(str(w) for w in getattr(train_data, "vocab", ())),
+        shardings=shardings,
+        verbose=verbose,
+    )
     history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
     if test_data is not None:
         history.update(eval_step=[], test_loss=[], test_accuracy=[])
-    pending: list[Any] = []  # (3,) [loss, accuracy, finite] per step, fetched lazily
-    start = 0
-    if resume and os.path.isfile(os.path.join(checkpoint_dir, META_FILE)):
-        state = load_train_state(checkpoint_dir, model, params, opt_state)
-        check_resumable(
-            checkpoint_dir,
-            state,
-            config=config,
-            key_data=key_data,
-            total=total,
-            history=history,
-            vocab=vocab,
+    loop = _Loop(0, params, optimizer.init(params), history, [], 0, time.perf_counter())
+    return run, loop
+
+
+def _resume(run: _Run, loop: _Loop) -> _Loop:
+    """The loop where the checkpoint in ``run.checkpoint_dir`` left it, if there is one."""
+    where = run.checkpoint_dir
+    if not os.path.isfile(os.path.join(where, META_FILE)):
+        _log(run.verbose, f"no checkpoint to resume in {where}; starting from step 0")
+        return loop
+    state = load_train_state(where, run.model, loop.params, loop.opt_state)
+    check_resumable(
+        where,
+        state,
+        config=run.config,
+        key_data=run.key_data,
+        total=run.total,
+        history=loop.history,
+        vocab=run.vocab,
+    )
+    saved = load_checkpoint(where)
+    if saved.model != run.model:
+        raise ValueError(
+            f"{os.path.join(where, META_FILE)}: field 'model' {describe_model(saved.model)} "
+            f"differs from this run's {describe_model(run.model)}"
         )
-        saved = load_checkpoint(checkpoint_dir)
-        if saved.model != model:
-            raise ValueError(
-                f"{os.path.join(checkpoint_dir, META_FILE)}: field 'model' "
-                f"{describe_model(saved.model)} differs from this run's {describe_model(model)}"
-            )
-        params = saved.params
-        opt_state, start, history = state.opt_state, state.step, state.history
-        pending = [np.append(p, np.float32(1.0)) for p in state.pending]
-        _log(verbose, f"resuming from step {start}/{total} ({checkpoint_dir})")
-    elif resume:
-        _log(verbose, f"no checkpoint to resume in {checkpoint_dir}; starting from step 0")
-    tokens_seen, t_last = 0, time.perf_counter()
-    lengths = np.asarray(train_data.lengths)
-    if replicate is not None:
-        params, opt_state = jax.device_put((params, opt_state), replicate)
+    _log(run.verbose, f"resuming from step {state.step}/{run.total} ({where})")
+    return loop._replace(
+        step=state.step,
+        params=saved.params,
+        opt_state=state.opt_state,
+        history=state.history,
+        pending=[np.append(p, np.float32(1.0)) for p in state.pending],
+    )
 
-    def flush() -> np.ndarray:
-        """Fetch the pending step results; raise if any step went non-finite."""
-        nonlocal pending
-        values = np.asarray(jax.device_get(pending), np.float32).reshape(-1, 3)
-        bad = np.flatnonzero(values[:, 2] == 0)
-        if bad.size:
-            first = i - len(pending) + 1 + int(bad[0])
-            raise _diverged(config, first, float(values[bad[0], 0]))
-        pending = [v for v in values]
-        return values
 
-    def snapshot() -> TrainState:
-        values = flush()
-        return TrainState(
-            step=i,
-            total_steps=total,
-            opt_state=opt_state,
-            key_data=key_data,
-            history=json.loads(json.dumps(history)),
-            pending=values[:, :2].copy(),
-        )
+def _place(run: _Run, loop: _Loop) -> _Loop:
+    """Parameters and optimiser state replicated over the devices (data parallel)."""
+    replicated = run.shardings[1]
+    if replicated is None:
+        return loop
+    params, opt_state = jax.device_put((loop.params, loop.opt_state), replicated)
+    return loop._replace(params=params, opt_state=opt_state)
 
-    def run_eval(step: int) -> None:
-        flush()
-        result = evaluate(model, params, test_data, config.eval_batch_size)
-        history["eval_step"].append(step)
-        history["test_loss"].append(result["loss"])
-        history["test_accuracy"].append(result["accuracy"])
-        _log(
-            verbose,
-            f"  eval @ {step}: test loss {result['loss']:.4f}  "
-            f"test accuracy {result['accuracy']:.4f}",
-        )
 
-    i = start
-    for i, index in enumerate(_train_indices(lengths, config.batch_size, total, rng), 1):
-        if i <= start:
+def _run_steps(run: _Run, loop: _Loop) -> _Loop:
+    """Steps ``loop.step + 1 .. run.total``, each followed by what is due after it: a
+    log line, an evaluation, a checkpoint."""
+    config, rng = run.config, _checks.host_rng(run.data_key)
+    loop = loop._replace(tokens=0, clock=time.perf_counter())
+    for step, index in enumerate(_train_indices(run.lengths, config.batch_size, run.total, rng), 1):
+        if step <= loop.step:
             continue  # replay the batch order of the interrupted run
-        batch = pad_batch(train_data, index, min(config.batch_size, len(lengths)))
-        if place_batch is not None:
-            batch = jax.device_put(batch, place_batch)
-        params, opt_state, out = step_fn(params, opt_state, batch)
-        pending.append(out)
-        tokens_seen += int(lengths[index].sum())
-        if i % config.log_every == 0 or i == total:
-            # Fetch losses only when logging, so the host does not wait on every step.
-            values = flush()
-            losses, accs = values[:, 0], values[:, 1]
-            pending = []
-            history["step"].append(i)
-            history["loss"].append(float(losses.mean()))
-            history["accuracy"].append(float(accs.mean()))
-            now = time.perf_counter()
-            rate = tokens_seen / max(now - t_last, 1e-9)  # since the last line (incl. compiling)
-            tokens_seen, t_last = 0, now
-            _log(
-                verbose,
-                f"step {i:>6}/{total}  loss {losses.mean():.4f}  accuracy {accs.mean():.4f}  "
-                f"{rate:,.0f} tokens/s",
-            )
-        if test_data is not None and config.eval_every and i % config.eval_every == 0:
-            run_eval(i)
-        if save_every and i % save_every == 0 and i < total:
-            save_checkpoint(
-                checkpoint_dir,
-                model,
-                params,
-                vocab=vocab,
-                config=config,
-                metadata=dict(metadata or {}),
-                train_state=snapshot(),
-            )
-            _log(verbose, f"  checkpoint @ {i}: {checkpoint_dir}")
-    i = max(i, start)
-    flush()
-    if test_data is not None and (not history["eval_step"] or history["eval_step"][-1] != total):
-        run_eval(total)
-    return TrainResult(params=params, history=history, state=snapshot())
+        loop = _step(run, loop, index)
+        if step % config.log_every == 0 or step == run.total:
+            loop = _log_progress(run, loop)
+        if run.test_data is not None and config.eval_every and step % config.eval_every == 0:
+            loop = _evaluate(run, loop)
+        if run.save_every and step % run.save_every == 0 and step < run.total:
+            loop = _save(run, loop)
+    return loop
+
+
+def _step(run: _Run, loop: _Loop, index: np.ndarray) -> _Loop:
+    """One optimiser step on the training rows ``index``."""
+    batch = pad_batch(run.train_data, index, min(run.config.batch_size, len(run.lengths)))
+    if run.shardings[0] is not None:
+        batch = jax.device_put(batch, run.shardings[0])
+    params, opt_state, out = run.step_fn(loop.params, loop.opt_state, batch)
+    loop.pending.append(out)  # fetched lazily: the host does not wait on every step
+    return loop._replace(
+        step=loop.step + 1,
+        params=params,
+        opt_state=opt_state,
+        tokens=loop.tokens + int(run.lengths[index].sum()),
+    )
+
+
+def _flush(run: _Run, loop: _Loop) -> tuple[_Loop, np.ndarray]:
+    """Fetch the pending step results, ``(k, 3)``; raise if any step went non-finite."""
+    values = np.asarray(jax.device_get(loop.pending), np.float32).reshape(-1, 3)
+    bad = np.flatnonzero(values[:, 2] == 0)
+    if bad.size:
+        first = loop.step - len(loop.pending) + 1 + int(bad[0])
+        raise _diverged(run.config, first, float(values[bad[0], 0]))
+    return loop._replace(pending=list(values)), values
+
+
+def _log_progress(run: _Run, loop: _Loop) -> _Loop:
+    """Record the mean loss and accuracy since the last log line, and print them."""
+    loop, values = _flush(run, loop)
+    losses, accs = values[:, 0], values[:, 1]
+    now = time.perf_counter()
+    rate = loop.tokens / max(now - loop.clock, 1e-9)  # since the last line (incl. compiling)
+    _log(
+        run.verbose,
+        f"step {loop.step:>6}/{run.total}  loss {losses.mean():.4f}  "
+        f"accuracy {accs.mean():.4f}  {rate:,.0f} tokens/s",
+    )
+    history = _append(
+        loop.history,
+        step=loop.step,
+        loss=float(losses.mean()),
+        accuracy=float(accs.mean()),
+    )
+    return loop._replace(history=history, pending=[], tokens=0, clock=now)
+
+
+def _evaluate(run: _Run, loop: _Loop) -> _Loop:
+    """Evaluate on the test data and record it in the history."""
+    loop, _ = _flush(run, loop)
+    result = evaluate(run.model, loop.params, run.test_data, run.config.eval_batch_size)
+    _log(
+        run.verbose,
+        f"  eval @ {loop.step}: test loss {result['loss']:.4f}  "
+        f"test accuracy {result['accuracy']:.4f}",
+    )
+    history = _append(
+        loop.history,
+        eval_step=loop.step,
+        test_loss=result["loss"],
+        test_accuracy=result["accuracy"],
+    )
+    return loop._replace(history=history)
+
+
+def _snapshot(run: _Run, loop: _Loop) -> tuple[_Loop, TrainState]:
+    """The ``TrainState`` to resume from after ``loop.step`` steps."""
+    loop, values = _flush(run, loop)
+    state = TrainState(
+        step=loop.step,
+        total_steps=run.total,
+        opt_state=loop.opt_state,
+        key_data=run.key_data,
+        history=json.loads(json.dumps(loop.history)),
+        pending=values[:, :2].copy(),
+    )
+    return loop, state
+
+
+def _save(run: _Run, loop: _Loop) -> _Loop:
+    """A checkpoint in ``run.checkpoint_dir``, with what is needed to resume."""
+    loop, state = _snapshot(run, loop)
+    save_checkpoint(
+        run.checkpoint_dir,
+        run.model,
+        loop.params,
+        vocab=run.vocab,
+        config=run.config,
+        metadata=dict(run.metadata or {}),
+        train_state=state,
+    )
+    _log(run.verbose, f"  checkpoint @ {loop.step}: {run.checkpoint_dir}")
+    return loop
+
+
+def _finish(run: _Run, loop: _Loop) -> TrainResult:
+    """Check the last steps, evaluate at the end if that is not done yet, and return."""
+    loop, _ = _flush(run, loop)
+    evals = loop.history.get("eval_step")
+    if run.test_data is not None and (not evals or evals[-1] != run.total):
+        loop = _evaluate(run, loop)
+    loop, state = _snapshot(run, loop)
+    return TrainResult(params=loop.params, history=loop.history, state=state)
+
+
+def _append(history: dict[str, list], **values: Any) -> dict[str, list]:
+    """``history``, with each of ``values`` appended to its list."""
+    for name, value in values.items():
+        history[name].append(value)
+    return history
 
 
 def _data_parallel(devices: Any, batch_size: int) -> tuple[Any, Any]:
