@@ -371,7 +371,8 @@ def load_train_state(
     if not isinstance(ts, dict):
         raise ValueError(
             f"{meta_path}: field 'train_state' is missing or not an object: the checkpoint "
-            "cannot be resumed (it was not written with save_every/--save-every)"
+            "cannot be resumed (it was not saved for resuming: train(save_every=...), CLI "
+            "--save-every N or --resume)"
         )
     for name, kind in (("step", int), ("total_steps", int), ("key_data", list), ("history", dict)):
         if isinstance(ts.get(name), bool) or not isinstance(ts.get(name), kind):

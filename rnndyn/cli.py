@@ -465,7 +465,7 @@ def run_train(args: argparse.Namespace) -> int:
     from rnndyn.train import train
 
     _check_args(args)
-    if _is_local(args.dataset):  # recorded absolute, so analyze finds them from anywhere
+    if _is_local_dataset(args.dataset):
         args.dataset = os.path.abspath(args.dataset)
         if args.test is not None:
             args.test = os.path.abspath(args.test)
@@ -484,10 +484,15 @@ def run_train(args: argparse.Namespace) -> int:
         num_classes=train_data.num_classes,
         multilabel=bool(train_data.multilabel),
     )
-    train_args = {k: v for k, v in vars(args).items() if k != "func"}
-    keep = ("out", "resume", "save_every", "quiet")  # how to run, not what was trained
-    train_args_meta = {k: v for k, v in train_args.items() if k not in keep}
-    base_meta = {"dataset": args.dataset, "args": train_args_meta}
+    keep = ("func", "out", "resume", "save_every", "quiet")  # how to run, not what was trained
+    train_args, relative = _relative_paths(
+        {k: v for k, v in vars(args).items() if k not in keep}, out
+    )
+    base_meta = {
+        "dataset": train_args["dataset"],
+        "args": train_args,
+        "paths_relative_to_checkpoint": relative,
+    }
     result = train(
         model,
         train_data,
@@ -508,6 +513,7 @@ def run_train(args: argparse.Namespace) -> int:
         "train_seconds": time.perf_counter() - t0,
         "history": result.history,
     }
+    resumable = bool(args.save_every or args.resume)  # the optimiser state only if asked
     path = save_checkpoint(
         out,
         model,
@@ -515,11 +521,56 @@ def run_train(args: argparse.Namespace) -> int:
         vocab=train_data.vocab,
         config=config,
         metadata=metadata,
-        train_state=result.state,
+        train_state=result.state if resumable else None,
     )
     print(f"test accuracy: {accuracy:.4f}")
     print(f"checkpoint: {path}")
     return 0
+
+
+#: ``rnndyn train`` arguments that may name files or folders. The checkpoint stores them
+#: relative to its own directory and lists them in ``paths_relative_to_checkpoint``.
+_PATH_ARGS = ("dataset", "test", "data_dir", "cache_dir")
+
+
+def _is_local_dataset(name: str) -> bool:
+    return name not in SYNTHETIC and _is_local(name)
+
+
+def _relative_paths(train_args: dict, folder: str) -> tuple[dict, list[str]]:
+    """``train_args`` with its paths (``_PATH_ARGS`` that are set; ``dataset`` when it is a
+    local corpus) relative to ``folder``, and their names."""
+    out, names = dict(train_args), []
+    for name in _PATH_ARGS:
+        value = out.get(name)
+        if value is None or (name == "dataset" and not _is_local_dataset(value)):
+            continue
+        target = os.path.abspath(os.path.expanduser(value))
+        try:
+            out[name] = os.path.relpath(target, os.path.abspath(folder))
+        except ValueError:  # another drive (Windows): no relative path
+            out[name] = target
+            continue
+        names.append(name)
+    return out, names
+
+
+def _resolve_paths(metadata: dict, checkpoint: str) -> tuple[dict, list[str]]:
+    """The training arguments recorded in a checkpoint's ``metadata``, with the paths
+    stored relative to the checkpoint made absolute, and their names. (Checkpoints
+    from before relative paths hold absolute ones, and no list.)"""
+    train_args = metadata.get("args")
+    if not isinstance(train_args, dict):
+        return {}, []
+    relative = metadata.get("paths_relative_to_checkpoint")
+    names = (
+        [n for n in relative if isinstance(train_args.get(n), str)]
+        if isinstance(relative, list)
+        else []
+    )
+    folder = os.path.abspath(checkpoint)
+    resolved = {n: os.path.normpath(os.path.join(folder, train_args[n])) for n in names}
+    return {**train_args, **resolved}, names
 
 
 def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
@@ -550,8 +601,8 @@ def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
                 f"{model.num_classes}"
             )
         return None, test
-    train_args = ckpt.metadata.get("args")
-    if not isinstance(train_args, dict) or not train_args:
+    train_args, relative = _resolve_paths(ckpt.metadata, args.checkpoint)
+    if not train_args:
         raise ValueError(
             f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
             "written by 'rnndyn train'); pass the data to analyse with --data PATH"
@@ -562,7 +613,8 @@ def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
         if getattr(args, name) is not None:
             setattr(targs, name, getattr(args, name))
     targs.no_download = targs.no_download or args.no_download
-    if _is_local(targs.dataset) and not os.path.exists(targs.dataset):
+    local = "dataset" in relative or _is_local(targs.dataset)
+    if local and not os.path.exists(targs.dataset):
         raise ValueError(
             f"the training data {targs.dataset!r} recorded in the checkpoint are not there; "
             "pass --data PATH"
@@ -728,7 +780,7 @@ def run_report(args: argparse.Namespace) -> int:
         k: getattr(args, k)
         for k in ("seed", "max_examples", "num_initial", "tol", "max_steps", "threshold")
     }
-    train_args = ckpt.metadata.get("args") or {}
+    train_args, _ = _resolve_paths(ckpt.metadata, args.checkpoint)
     training = {**vars(build_parser().parse_args(["train"])), **train_args}
     settings = {
         "checkpoint": os.path.abspath(args.checkpoint),

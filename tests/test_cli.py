@@ -1,5 +1,7 @@
 """Tests for the ``rnndyn`` command line."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -242,7 +244,7 @@ def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     assert main([*argv, "--out", "run"]) == 0
     out = capsys.readouterr().out
     ckpt = load_checkpoint(tmp_path / "run")
-    assert ckpt.metadata["args"]["dataset"] == str(reviews)
+    assert ckpt.metadata["args"]["dataset"] == os.path.join("..", reviews.name)  # from run/
     assert ckpt.metadata["args"]["test_fraction"] is None  # default held-out fraction used
     assert ckpt.metadata["test_accuracy"] >= 0.9, out
     assert ckpt.vocab[:2] == ("<pad>", "<unk>") and "text" not in ckpt.vocab  # BOM header
@@ -286,6 +288,45 @@ def test_local_dataset_flags(tmp_path, capsys):
     assert main(["train", "--dataset", str(tmp_path / "none.csv"), *tiny]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_optimiser_state_only_when_resuming_is_asked_and_paths_are_relative(tmp_path, capsys):
+    import json
+    import shutil
+
+    from rnndyn import cli
+
+    project = tmp_path / "project"
+    project.mkdir()
+    rows = [f"good film {i},1" if i % 2 else f"bad film {i},0" for i in range(40)]
+    path = _csv_rows(project / "reviews.csv", rows)
+    tiny = ["--hidden", "4", "--embed-size", "4", "--steps", "2", "--batch-size", "8", "--quiet"]
+    base = ["train", "--dataset", str(path), *tiny, "--cache-dir", str(project / "cache")]
+    runs = project / "runs"
+    assert main([*base, "--out", str(runs / "plain")]) == 0
+    assert sorted(p.name for p in (runs / "plain").iterdir()) == [
+        "checkpoint.json",
+        "params.msgpack",
+    ]  # no opt_state.msgpack: resuming was not asked for
+    meta = json.loads((runs / "plain" / "checkpoint.json").read_text())
+    assert "train_state" not in meta
+    info = meta["metadata"]
+    assert info["args"]["dataset"] == info["dataset"] == os.path.join("..", "..", "reviews.csv")
+    assert info["args"]["cache_dir"] == os.path.join("..", "..", "cache")
+    assert info["paths_relative_to_checkpoint"] == ["dataset", "cache_dir"]
+    assert main([*base, "--resume", "--out", str(runs / "plain")]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err
+    for flags in (["--save-every", "1"], ["--resume"], ["--resume"]):  # --resume twice
+        out = runs / flags[0].strip("-")
+        assert main([*base, *flags, "--out", str(out)]) == 0
+        assert (out / "opt_state.msgpack").is_file()
+        assert "train_state" in json.loads((out / "checkpoint.json").read_text())
+    # The project, moved elsewhere, still finds its data from the checkpoint.
+    shutil.move(project, tmp_path / "moved")
+    checkpoint = tmp_path / "moved" / "runs" / "plain"
+    ckpt = load_checkpoint(checkpoint)
+    train, test = cli._analysis_data(build_parser().parse_args(["analyze", str(checkpoint)]), ckpt)
+    assert train.vocab == ckpt.vocab and len(train) == 32 and len(test) == 8
 
 
 def test_bad_rows_and_encodings_exit_2_naming_file_and_line(tmp_path, capsys):
