@@ -13,9 +13,23 @@ Core API::
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-from rnndyn import analysis, cells, data, fixed_points, linearize, manifold, models, train, words
+from rnndyn import (
+    analysis,
+    cells,
+    checkpoint,
+    config,
+    data,
+    fixed_points,
+    linearize,
+    manifold,
+    models,
+    train,
+    words,
+)
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
+from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rnndyn.config import TrainConfig
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
@@ -30,15 +44,7 @@ from rnndyn.linearize import (
     time_constants,
 )
 from rnndyn.models import Classifier
-from rnndyn.train import (
-    Checkpoint,
-    TrainConfig,
-    TrainingDivergedError,
-    TrainResult,
-    evaluate,
-    load_checkpoint,
-    save_checkpoint,
-)
+from rnndyn.train import TrainingDivergedError, TrainResult, evaluate
 from rnndyn.words import predict_dimension
 
 __version__ = "0.1.0"
@@ -68,6 +74,8 @@ __all__ = [
     "run_trajectory",
     "analyze",
     "analysis",
+    "checkpoint",
+    "config",
     "linearize",
     "manifold",
     "models",

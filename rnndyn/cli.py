@@ -1,25 +1,51 @@
 """The ``rnndyn`` command line.
 
 ``rnndyn train --dataset ... --cell ... --out DIR`` trains a classifier, prints the final
-test accuracy and writes a checkpoint that ``rnndyn.train.load_checkpoint`` restores;
+test accuracy and writes a checkpoint that ``rnndyn.checkpoint.load_checkpoint`` restores;
 ``rnndyn analyze DIR`` reverse engineers it (``rnndyn.analyze``) and writes a JSON report.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from typing import Any
 
+from rnndyn.config import AnalysisConfig, TrainConfig
 from rnndyn.models import CELLS
 
-__all__ = ["main", "build_parser", "SYNTHETIC", "DEFAULT_TEST_FRACTION"]
+__all__ = [
+    "DEFAULT_TEST_FRACTION",
+    "SYNTHETIC",
+    "TRAIN_FLAGS",
+    "add_config_arguments",
+    "build_parser",
+    "config_from_args",
+    "main",
+]
 
 #: Held-out fraction of a local --dataset when no --test file is given.
 DEFAULT_TEST_FRACTION = 0.2
+
+#: The ``TrainConfig`` fields that ``rnndyn train`` has flags for (defaults and help come
+#: from ``rnndyn.config.TrainConfig``).
+TRAIN_FLAGS = (
+    "steps",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "schedule",
+    "clip_norm",
+    "l2",
+    "embedding_l2",
+    "eval_every",
+)
 
 #: Synthetic datasets: CLI name -> generator name in ``rnndyn.data.synthetic``.
 SYNTHETIC = {
@@ -146,36 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
 
     opt = t.add_argument_group("training")
-    opt.add_argument("--steps", type=int, default=400, help="optimiser steps")
-    opt.add_argument(
-        "--epochs",
-        type=float,
-        default=None,
-        help="passes over the training set (overrides --steps)",
-    )
-    opt.add_argument("--batch-size", type=int, default=64, help="examples per step")
-    opt.add_argument("--learning-rate", type=float, default=1e-2, help="peak Adam learning rate")
-    opt.add_argument("--warmup-steps", type=int, default=20, help="linear warm-up steps")
-    opt.add_argument(
-        "--schedule",
-        default="cosine",
-        choices=("constant", "cosine", "linear"),
-        help="learning-rate decay after warm-up",
-    )
-    opt.add_argument(
-        "--clip-norm", type=float, default=1.0, help="clip gradients to this global norm (0: off)"
-    )
-    opt.add_argument("--l2", type=float, default=0.0, help="L2 penalty on weight matrices")
-    opt.add_argument(
-        "--embedding-l2",
-        type=float,
-        default=0.0,
-        help="extra L2 penalty on the embedding alone (keeps the trained dynamics near-linear "
-        "in the inputs, e.g. 1e-2 before rnndyn analyze)",
-    )
-    opt.add_argument(
-        "--eval-every", type=int, default=0, help="evaluate every this many steps (0: at the end)"
-    )
+    add_config_arguments(opt, TrainConfig, TRAIN_FLAGS)
     opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
 
     out = t.add_argument_group("output")
@@ -213,6 +210,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_config_arguments(
+    parser: Any, config_class: type, fields: Sequence[str] | None = None
+) -> None:
+    """Add a flag to ``parser`` (a parser or an argument group) for each field of the
+    dataclass ``config_class``, or for those named in ``fields``, in that order.
+
+    The field ``name`` becomes ``--name`` with ``-`` for ``_``; its default is the
+    field's default, its help ``metadata["help"]``, its choices ``metadata["choices"]``
+    and its type the annotation (``X | None`` reads as ``X``; ``bool`` gives a
+    ``--name/--no-name`` pair). ``config_from_args`` builds the config back.
+    """
+    known = {f.name: f for f in dataclasses.fields(config_class)}
+    hints = typing.get_type_hints(config_class)
+    for name in known if fields is None else fields:
+        if name not in known:
+            raise ValueError(f"{config_class.__name__} has no field {name!r}")
+        field = known[name]
+        kind = _flag_type(hints[name])
+        kw: dict[str, Any] = {"default": field.default, "help": field.metadata.get("help")}
+        if "choices" in field.metadata:
+            kw["choices"] = field.metadata["choices"]
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = kind
+        parser.add_argument("--" + name.replace("_", "-"), **kw)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """``config_class`` from the parsed ``args`` (the fields that have a flag) and
+    ``overrides`` (values the command line spells differently, e.g. 0 for ``None``)."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    return config_class(**{**values, **overrides})
+
+
+def _flag_type(hint: Any) -> type:
+    """The argparse type of a field annotated ``hint``: ``int``, ``float``, ``str`` or
+    ``bool``, also inside ``X | None``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    kind = args[0] if len(args) == 1 else hint
+    if kind not in (int, float, str, bool):
+        raise TypeError(f"no command-line type for a field annotated {hint!r}")
+    return kind
+
+
+#: ``AnalysisConfig`` fields that are ``rnndyn analyze`` flags (all but the key: --seed).
+ANALYSIS_FLAGS = tuple(
+    f.name for f in dataclasses.fields(AnalysisConfig) if f.metadata.get("cli", True)
+)
+
+
 def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``rnndyn analyze`` and ``rnndyn report``."""
     p.add_argument("checkpoint", help="checkpoint directory (from rnndyn train --out)")
@@ -220,26 +269,8 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="JSON report path (default CHECKPOINT/analysis.json)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
-    p.add_argument(
-        "--max-examples", type=int, default=1000, help="test examples analysed (random subset)"
-    )
-    p.add_argument(
-        "--num-initial", type=int, default=1024, help="initial states of the fixed-point search"
-    )
-    p.add_argument(
-        "--tol",
-        type=float,
-        default=None,
-        help="fixed-point tolerance on q = |F(h) - h|^2 / 2 (default: S * 1e-8 / 2, i.e. a "
-        "per-dimension speed |F(h) - h|^2 / S below 1e-8)",
-    )
-    p.add_argument("--max-steps", type=int, default=5000, help="fixed-point optimiser steps")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.9,
-        help="variance fraction that defines the manifold dimension",
-    )
+    add_config_arguments(p.add_argument_group("analysis settings"), AnalysisConfig,
+                         ANALYSIS_FLAGS)  # fmt: skip
     p.add_argument(
         "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
     )
@@ -254,7 +285,14 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="PATH",
         help="analyse on this local .csv/.tsv/.jsonl file or class-folder directory (encoded "
-        "with the checkpoint's vocabulary) instead of rebuilding the training data",
+        "with the checkpoint's vocabulary) instead of the rebuilt test data",
+    )
+    p.add_argument(
+        "--train-data",
+        default=None,
+        metavar="PATH",
+        help="training data (local file, read like --data) for the bag-of-words baseline and "
+        "the word-count prediction; default: the checkpoint's training data, rebuilt",
     )
     _add_local_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -417,26 +455,16 @@ def run_train(args: argparse.Namespace) -> int:
     """``rnndyn train``: returns the exit status."""
     import jax
 
+    from rnndyn.checkpoint import check_writable, save_checkpoint
     from rnndyn.models import Classifier, make_cell
-    from rnndyn.train import TrainConfig, check_writable, save_checkpoint, train
+    from rnndyn.train import train
 
     _check_args(args)
-    if _is_local(args.dataset):  # recorded absolute, so analyze finds them from anywhere
+    if _is_local_dataset(args.dataset):
         args.dataset = os.path.abspath(args.dataset)
         if args.test is not None:
             args.test = os.path.abspath(args.test)
-    config = TrainConfig(
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        schedule=args.schedule,
-        clip_norm=args.clip_norm or None,
-        l2=args.l2,
-        embedding_l2=args.embedding_l2,
-        eval_every=args.eval_every,
-    )
+    config = config_from_args(TrainConfig, args, clip_norm=args.clip_norm or None)
     run_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.dataset.strip("/"))
     run_name = f"{os.path.basename(run_name) or 'data'}_{args.cell.lower()}"
     out = args.out or os.path.join("runs", run_name)
@@ -451,10 +479,15 @@ def run_train(args: argparse.Namespace) -> int:
         num_classes=train_data.num_classes,
         multilabel=bool(train_data.multilabel),
     )
-    train_args = {k: v for k, v in vars(args).items() if k != "func"}
-    keep = ("out", "resume", "save_every", "quiet")  # how to run, not what was trained
-    train_args_meta = {k: v for k, v in train_args.items() if k not in keep}
-    base_meta = {"dataset": args.dataset, "args": train_args_meta}
+    keep = ("func", "out", "resume", "save_every", "quiet")  # how to run, not what was trained
+    train_args, relative = _relative_paths(
+        {k: v for k, v in vars(args).items() if k not in keep}, out
+    )
+    base_meta = {
+        "dataset": train_args["dataset"],
+        "args": train_args,
+        "paths_relative_to_checkpoint": relative,
+    }
     result = train(
         model,
         train_data,
@@ -475,6 +508,7 @@ def run_train(args: argparse.Namespace) -> int:
         "train_seconds": time.perf_counter() - t0,
         "history": result.history,
     }
+    resumable = bool(args.save_every or args.resume)  # the optimiser state only if asked
     path = save_checkpoint(
         out,
         model,
@@ -482,43 +516,105 @@ def run_train(args: argparse.Namespace) -> int:
         vocab=train_data.vocab,
         config=config,
         metadata=metadata,
-        train_state=result.state,
+        train_state=result.state if resumable else None,
     )
     print(f"test accuracy: {accuracy:.4f}")
     print(f"checkpoint: {path}")
     return 0
 
 
-def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
-    """(train, test) data for ``rnndyn analyze``: ``--data``, else the training data."""
-    import jax
+#: ``rnndyn train`` arguments that may name files or folders. The checkpoint stores them
+#: relative to its own directory and lists them in ``paths_relative_to_checkpoint``.
+_PATH_ARGS = ("dataset", "test", "data_dir", "cache_dir")
 
+
+def _is_local_dataset(name: str) -> bool:
+    return name not in SYNTHETIC and _is_local(name)
+
+
+def _relative_paths(train_args: dict, folder: str) -> tuple[dict, list[str]]:
+    """``train_args`` with its paths (``_PATH_ARGS`` that are set; ``dataset`` when it is a
+    local corpus) relative to ``folder``, and their names."""
+    out, names = dict(train_args), []
+    for name in _PATH_ARGS:
+        value = out.get(name)
+        if value is None or (name == "dataset" and not _is_local_dataset(value)):
+            continue
+        target = os.path.abspath(os.path.expanduser(value))
+        try:
+            out[name] = os.path.relpath(target, os.path.abspath(folder))
+        except ValueError:  # another drive (Windows): no relative path
+            out[name] = target
+            continue
+        names.append(name)
+    return out, names
+
+
+def _resolve_paths(metadata: dict, checkpoint: str) -> tuple[dict, list[str]]:
+    """The training arguments recorded in a checkpoint's ``metadata``, with the paths
+    stored relative to the checkpoint made absolute, and their names. (Checkpoints
+    from before relative paths hold absolute ones, and no list.)"""
+    train_args = metadata.get("args")
+    if not isinstance(train_args, dict):
+        return {}, []
+    relative = metadata.get("paths_relative_to_checkpoint")
+    names = (
+        [n for n in relative if isinstance(train_args.get(n), str)]
+        if isinstance(relative, list)
+        else []
+    )
+    folder = os.path.abspath(checkpoint)
+    resolved = {n: os.path.normpath(os.path.join(folder, train_args[n])) for n in names}
+    return {**train_args, **resolved}, names
+
+
+def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
+    """(train, test) data for ``rnndyn analyze``.
+
+    Test: ``--data``, else the checkpoint's test data, rebuilt. Train: ``--train-data``,
+    else the checkpoint's training data, rebuilt where the checkpoint records how (with
+    ``--data`` and no record: ``None``, and the analysis holds out part of ``--data``).
+    """
+    test = None if args.data is None else _local_for_analysis(args, ckpt, args.data, "--data")
+    if args.train_data is not None:
+        train = _local_for_analysis(args, ckpt, args.train_data, "--train-data")
+        return train, test if test is not None else _rebuilt(args, ckpt)[1]
+    if test is None:
+        return _rebuilt(args, ckpt)
+    try:
+        return _rebuilt(args, ckpt)[0], test
+    except ValueError:  # no record of the training data: hold part of --data out
+        return None, test
+
+
+def _local_for_analysis(args: argparse.Namespace, ckpt: Any, path: str, flag: str) -> Any:
+    """A local corpus encoded with the checkpoint's vocabulary."""
     from rnndyn import data
 
-    if args.data is not None:
-        if not os.path.exists(args.data):
-            raise ValueError(f"--data {args.data!r}: no such file or directory")
-        model = ckpt.model
-        test = data.load_local(
-            args.data,
-            args.text_field,
-            args.label_field,
-            where=_where(args.where),
-            multilabel=model.multilabel or args.multilabel,
-            num_classes=None if _is_dir(args.data) else model.num_classes,
-            encoding=args.encoding,
-            vocab=ckpt.vocab,
-            max_length=int(ckpt.metadata.get("args", {}).get("max_length") or 400),
-            cache_dir=args.cache_dir,
+    if not os.path.exists(path):
+        raise ValueError(f"{flag} {path!r}: no such file or directory")
+    model = ckpt.model
+    ds = data.load_local(
+        path, args.text_field, args.label_field, where=_where(args.where),
+        multilabel=model.multilabel or args.multilabel,
+        num_classes=None if _is_dir(path) else model.num_classes, encoding=args.encoding,
+        vocab=ckpt.vocab, max_length=int(ckpt.metadata.get("args", {}).get("max_length") or 400),
+        cache_dir=args.cache_dir,
+    )  # fmt: skip
+    if ds.num_classes != model.num_classes:
+        raise ValueError(
+            f"{flag} {path!r} has {ds.num_classes} classes, the checkpoint's model "
+            f"{model.num_classes}"
         )
-        if test.num_classes != model.num_classes:
-            raise ValueError(
-                f"--data {args.data!r} has {test.num_classes} classes, the checkpoint's model "
-                f"{model.num_classes}"
-            )
-        return None, test
-    train_args = ckpt.metadata.get("args")
-    if not isinstance(train_args, dict) or not train_args:
+    return ds
+
+
+def _rebuilt(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
+    """The checkpoint's (train, test) data, rebuilt from its recorded arguments."""
+    import jax
+
+    train_args, relative = _resolve_paths(ckpt.metadata, args.checkpoint)
+    if not train_args:
         raise ValueError(
             f"{args.checkpoint!r} has no training arguments in its metadata (it was not "
             "written by 'rnndyn train'); pass the data to analyse with --data PATH"
@@ -529,7 +625,8 @@ def _analysis_data(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
         if getattr(args, name) is not None:
             setattr(targs, name, getattr(args, name))
     targs.no_download = targs.no_download or args.no_download
-    if _is_local(targs.dataset) and not os.path.exists(targs.dataset):
+    local = "dataset" in relative or _is_local(targs.dataset)
+    if local and not os.path.exists(targs.dataset):
         raise ValueError(
             f"the training data {targs.dataset!r} recorded in the checkpoint are not there; "
             "pass --data PATH"
@@ -557,13 +654,10 @@ def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
     import jax
 
     from rnndyn.analysis import analyze
-    from rnndyn.train import check_writable, load_checkpoint
+    from rnndyn.checkpoint import check_writable, load_checkpoint
 
-    _check_at_least_one(args, ("max_examples", "num_initial", "max_steps", "trajectories"))
-    if not 0 < args.threshold <= 1:
-        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
-    if args.tol is not None and not args.tol > 0:
-        raise ValueError(f"--tol must be > 0, got {args.tol}")
+    _check_at_least_one(args, ("trajectories",))
+    config = _analysis_config(args)
     _where(args.where)
     out = args.out or os.path.join(args.checkpoint, "analysis.json")
     ckpt = load_checkpoint(args.checkpoint)
@@ -574,16 +668,22 @@ def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
         test_data,
         key=jax.random.key(args.seed),
         train_data=train_data,
-        max_examples=args.max_examples,
-        num_initial=args.num_initial,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        threshold=args.threshold,
+        config=config,
         verbose=not args.quiet,
     )
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     result.to_json(out)  # atomic, with the big arrays in out + ".npz"
     return ckpt, test_data, result, out
+
+
+def _analysis_config(args: argparse.Namespace) -> Any:
+    """The ``AnalysisConfig`` of the flags; a bad value names its flag."""
+    try:
+        return config_from_args(AnalysisConfig, args)
+    except ValueError as err:
+        flag = str(err).split(" ", 1)
+        name = "--" + flag[0].replace("_", "-")
+        raise ValueError(f"{name} {flag[1]}" if len(flag) == 2 else str(err)) from None
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -691,7 +791,7 @@ def run_report(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(out))
     if not args.quiet:
         print("[report] drawing the figures", file=sys.stderr, flush=True)
-    train_args = ckpt.metadata.get("args") or {}
+    train_args, _ = _resolve_paths(ckpt.metadata, args.checkpoint)
     training = {**vars(build_parser().parse_args(["train"])), **train_args}
     settings = {
         "checkpoint": os.path.abspath(args.checkpoint),

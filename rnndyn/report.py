@@ -17,12 +17,13 @@ import html
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+
+from rnndyn._io import atomic_write
 
 __all__ = [
     "CAPTIONS",
@@ -128,19 +129,6 @@ def _nanmedian(x: Any) -> float:
     return float(np.median(x)) if x.size else float("nan")
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -237,7 +225,7 @@ def write_report(
     for name, fig in figs.items():
         images[name] = _png(fig)
         path = os.path.join(out_dir, f"{name}.png")
-        _atomic_write(path, images[name])
+        atomic_write(path, images[name])
         written[name] = path
     model_desc = analysis.model if isinstance(analysis.model, Mapping) else {}
     title = title or (
@@ -245,6 +233,6 @@ def write_report(
     )
     text = _html(title, summary_rows(analysis), analysis.summary(), images, settings or {})
     path = os.path.join(out_dir, "report.html")
-    _atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"))
     written["report"] = path
     return written

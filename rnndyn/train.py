@@ -1,4 +1,4 @@
-"""Training, evaluation and checkpoints for ``rnndyn.models.Classifier``.
+"""Training and evaluation of ``rnndyn.models.Classifier``.
 
 Datasets are anything with the fields of ``rnndyn.data.Dataset``: ``tokens (B, T)``
 int (left-aligned, padded with 0), ``lengths (B,)``, ``labels`` (``(B,)`` class ids or
@@ -12,106 +12,42 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from rnndyn import _checks
+from rnndyn.checkpoint import (
+    META_FILE,
+    TrainState,
+    check_resumable,
+    describe_model,
+    load_checkpoint,
+    load_train_state,
+    save_checkpoint,
+)
+from rnndyn.config import TrainConfig
 from rnndyn.data.dataset import check_dataset, epoch_batches, pad_batch
-from rnndyn.models import Classifier, cell_name, make_cell
+from rnndyn.models import Classifier
 
 Array = jax.Array
 Params = Any
 
 __all__ = [
-    "Checkpoint",
     "TrainConfig",
     "TrainResult",
-    "TrainState",
     "TrainingDivergedError",
-    "check_writable",
     "evaluate",
-    "load_checkpoint",
     "make_optimizer",
-    "save_checkpoint",
     "train",
 ]
-
-_SCHEDULES = ("constant", "cosine", "linear")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (no seed: pass a PRNG key to ``train``).
-
-    Attributes:
-      steps: number of optimiser steps; ignored when ``epochs`` is set.
-      epochs: passes over the training set (may be fractional); overrides ``steps``.
-      batch_size: examples per step.
-      learning_rate: peak learning rate of Adam.
-      warmup_steps: linear warm-up from 0 to ``learning_rate``.
-      schedule: decay after warm-up: ``constant``, ``cosine`` or ``linear``.
-      final_lr_fraction: the decayed learning rate ends at this fraction of the peak.
-      clip_norm: clip gradients to this global norm (``None``: no clipping).
-      l2: L2 penalty ``l2/2 * ||w||^2`` on weight matrices (not biases), added to the
-        gradient before Adam.
-      embedding_l2: extra L2 penalty on the embedding alone. It shrinks the embeddings
-        of words that carry no evidence towards zero, which keeps word inputs small and
-        the trained dynamics close to their linearisation (see docs/analysis.md).
-      eval_every: evaluate on the test set every this many steps (0: only at the end).
-      log_every: print a progress line every this many steps.
-      eval_batch_size: batch size for evaluation.
-    """
-
-    steps: int = 500
-    epochs: float | None = None
-    batch_size: int = 64
-    learning_rate: float = 1e-2
-    warmup_steps: int = 20
-    schedule: str = "cosine"
-    final_lr_fraction: float = 0.1
-    clip_norm: float | None = 1.0
-    l2: float = 0.0
-    embedding_l2: float = 0.0
-    eval_every: int = 0
-    log_every: int = 50
-    eval_batch_size: int = 256
-
-    def __post_init__(self):
-        _checks.check_int("steps", self.steps, minimum=1)
-        if self.epochs is not None:
-            _checks.check_positive("epochs", self.epochs)
-        _checks.check_int("batch_size", self.batch_size, minimum=1)
-        _checks.check_positive("learning_rate", self.learning_rate)
-        _checks.check_int("warmup_steps", self.warmup_steps)
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
-        _checks.check_positive("final_lr_fraction", self.final_lr_fraction, allow_zero=True)
-        if self.clip_norm is not None:
-            _checks.check_positive("clip_norm", self.clip_norm)
-        _checks.check_positive("l2", self.l2, allow_zero=True)
-        _checks.check_positive("embedding_l2", self.embedding_l2, allow_zero=True)
-        _checks.check_int("eval_every", self.eval_every)
-        _checks.check_int("log_every", self.log_every, minimum=1)
-        _checks.check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-
-    def total_steps(self, num_examples: int) -> int:
-        """Optimiser steps for a training set of ``num_examples``."""
-        if self.epochs is None:
-            return self.steps
-        per_epoch = max(1, num_examples // self.batch_size)
-        return max(1, math.ceil(self.epochs * per_epoch))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,17 +62,6 @@ class TrainResult:
     params: Params
     history: dict[str, list]
     state: Any = None  # TrainState: what save_checkpoint(train_state=...) needs to resume
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    """A model restored by ``load_checkpoint``."""
-
-    model: Classifier
-    params: Params
-    vocab: tuple[str, ...]
-    config: TrainConfig | None
-    metadata: dict
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
@@ -267,27 +192,6 @@ class TrainingDivergedError(RuntimeError):
         self.step = step
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainState:
-    """Where a run stands, enough to continue it exactly (see ``train(resume=True)``).
-
-    Attributes:
-      step: optimiser steps done.
-      total_steps: steps the run is set to do.
-      opt_state: the optimiser state after ``step`` steps.
-      key_data: ``jax.random.key_data`` of the run's key (a resumed run must use the same).
-      history: the history so far (as in ``TrainResult``).
-      pending: ``(k, 2)`` float32 losses and accuracies of the steps since the last log line.
-    """
-
-    step: int
-    total_steps: int
-    opt_state: Any
-    key_data: np.ndarray
-    history: dict[str, list]
-    pending: np.ndarray
-
-
 def _diverged(config: TrainConfig, step: int, loss: float) -> TrainingDivergedError:
     clip = (
         "enable gradient clipping (clip_norm=1.0, CLI --clip-norm 1)"
@@ -344,6 +248,62 @@ def train(
         names the first such step. No checkpoint of non-finite parameters is written.
       ValueError: bad arguments, or a checkpoint that does not match this run.
     """
+    _check_arguments(model, train_data, test_data, key, config, checkpoint_dir, save_every, resume)
+    run, loop = _setup(model, train_data, test_data, key, config, devices, verbose)
+    run = run._replace(checkpoint_dir=checkpoint_dir, save_every=save_every, metadata=metadata)
+    if resume:
+        loop = _resume(run, loop)
+    loop = _place(run, loop)
+    loop = _run_steps(run, loop)
+    return _finish(run, loop)
+
+
+# --- the stages of train ------------------------------------------------------------
+
+
+class _Run(NamedTuple):
+    """What stays fixed during a run."""
+
+    model: Classifier
+    config: TrainConfig
+    train_data: Any
+    test_data: Any
+    lengths: np.ndarray  # of the training examples
+    total: int  # optimiser steps
+    step_fn: Callable  # (params, opt_state, batch) -> (params, opt_state, [loss, acc, finite])
+    key_data: np.ndarray  # of the run's key, saved for resuming
+    data_key: Array  # seeds the batch order
+    vocab: tuple[str, ...]
+    shardings: tuple[Any, Any]  # (batch, replicated), or (None, None) on one device
+    verbose: bool
+    checkpoint_dir: Any = None  # where periodic checkpoints go
+    save_every: int = 0
+    metadata: dict | None = None  # stored in the periodic checkpoints
+
+
+class _Loop(NamedTuple):
+    """What changes from step to step. A stage returns a new one; only the lists in
+    ``history`` and ``pending`` grow in place (copying them would cost O(steps^2))."""
+
+    step: int  # optimiser steps done
+    params: Params
+    opt_state: Any
+    history: dict[str, list]
+    pending: list  # [loss, accuracy, finite] of each step since the last log line
+    tokens: int  # training tokens since the last log line
+    clock: float  # time.perf_counter() at the last log line
+
+
+def _check_arguments(
+    model: Any,
+    train_data: Any,
+    test_data: Any,
+    key: Any,
+    config: Any,
+    checkpoint_dir: Any,
+    save_every: Any,
+    resume: bool,
+) -> None:
     if not isinstance(model, Classifier):
         raise ValueError(f"model must be an rnndyn.models.Classifier, got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
@@ -358,124 +318,214 @@ def train(
     check_dataset(model, train_data, "train_data")
     if test_data is not None:
         check_dataset(model, test_data, "test_data")
-    key = jax.random.wrap_key_data(key) if not _is_typed_key(key) else key
-    key_data = np.asarray(jax.random.key_data(key))
+
+
+def _setup(
+    model: Classifier,
+    train_data: Any,
+    test_data: Any,
+    key: Array,
+    config: TrainConfig,
+    devices: Any,
+    verbose: bool,
+) -> tuple[_Run, _Loop]:
+    """The run's constants and the loop at step 0: fresh parameters from ``key``."""
+    key = key if _is_typed_key(key) else jax.random.wrap_key_data(key)
     k_init, k_data = jax.random.split(key)
-    # Batch order from a numpy generator seeded by the key: host-side and reproducible.
-    rng = _checks.host_rng(k_data)
     total = config.total_steps(len(train_data.lengths))
     optimizer = make_optimizer(config, total)
     params = model.init(k_init)
-    opt_state = optimizer.init(params)
-    step_fn = _make_step(model, optimizer)
-    vocab = tuple(str(w) for w in getattr(train_data, "vocab", ()))
-    place_batch, replicate = _data_parallel(devices, min(config.batch_size, len(train_data)))
-    if place_batch is not None:
-        _log(verbose, f"data parallel over {place_batch.mesh.size} devices")
-
+    shardings = _data_parallel(devices, min(config.batch_size, len(train_data)))
+    if shardings[0] is not None:
+        _log(verbose, f"data parallel over {shardings[0].mesh.size} devices")
+    run = _Run(
+        model=model,
+        config=config,
+        train_data=train_data,
+        test_data=test_data,
+        lengths=np.asarray(train_data.lengths),
+        total=total,
+        step_fn=_make_step(model, optimizer),
+        key_data=np.asarray(jax.random.key_data(key)),
+        data_key=k_data,
+        vocab=tuple(str(w) for w in getattr(train_data, "vocab", ())),
+        shardings=shardings,
+        verbose=verbose,
+    )
     history: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
     if test_data is not None:
         history.update(eval_step=[], test_loss=[], test_accuracy=[])
-    pending: list[Any] = []  # (3,) [loss, accuracy, finite] per step, fetched lazily
-    start = 0
-    if resume and os.path.isfile(os.path.join(checkpoint_dir, _META_FILE)):
-        state = load_train_state(checkpoint_dir, model, params, opt_state)
-        _check_resumable(checkpoint_dir, state, config, key_data, total, history, vocab)
-        saved = load_checkpoint(checkpoint_dir)
-        if saved.model != model:
-            raise ValueError(
-                f"{os.path.join(checkpoint_dir, _META_FILE)}: field 'model' "
-                f"{describe_model(saved.model)} differs from this run's {describe_model(model)}"
-            )
-        params = saved.params
-        opt_state, start, history = state.opt_state, state.step, state.history
-        pending = [np.append(p, np.float32(1.0)) for p in state.pending]
-        _log(verbose, f"resuming from step {start}/{total} ({checkpoint_dir})")
-    elif resume:
-        _log(verbose, f"no checkpoint to resume in {checkpoint_dir}; starting from step 0")
-    tokens_seen, t_last = 0, time.perf_counter()
-    lengths = np.asarray(train_data.lengths)
-    if replicate is not None:
-        params, opt_state = jax.device_put((params, opt_state), replicate)
+    loop = _Loop(0, params, optimizer.init(params), history, [], 0, time.perf_counter())
+    return run, loop
 
-    def flush() -> np.ndarray:
-        """Fetch the pending step results; raise if any step went non-finite."""
-        nonlocal pending
-        values = np.asarray(jax.device_get(pending), np.float32).reshape(-1, 3)
-        bad = np.flatnonzero(values[:, 2] == 0)
-        if bad.size:
-            first = i - len(pending) + 1 + int(bad[0])
-            raise _diverged(config, first, float(values[bad[0], 0]))
-        pending = [v for v in values]
-        return values
 
-    def snapshot() -> TrainState:
-        values = flush()
-        return TrainState(
-            step=i,
-            total_steps=total,
-            opt_state=opt_state,
-            key_data=key_data,
-            history=json.loads(json.dumps(history)),
-            pending=values[:, :2].copy(),
+def _resume(run: _Run, loop: _Loop) -> _Loop:
+    """The loop where the checkpoint in ``run.checkpoint_dir`` left it, if there is one."""
+    where = run.checkpoint_dir
+    if not os.path.isfile(os.path.join(where, META_FILE)):
+        _log(run.verbose, f"no checkpoint to resume in {where}; starting from step 0")
+        return loop
+    state = load_train_state(where, run.model, loop.params, loop.opt_state)
+    check_resumable(
+        where,
+        state,
+        config=run.config,
+        key_data=run.key_data,
+        total=run.total,
+        history=loop.history,
+        vocab=run.vocab,
+    )
+    saved = load_checkpoint(where)
+    if saved.model != run.model:
+        raise ValueError(
+            f"{os.path.join(where, META_FILE)}: field 'model' {describe_model(saved.model)} "
+            f"differs from this run's {describe_model(run.model)}"
         )
+    _log(run.verbose, f"resuming from step {state.step}/{run.total} ({where})")
+    return loop._replace(
+        step=state.step,
+        params=saved.params,
+        opt_state=state.opt_state,
+        history=state.history,
+        pending=[np.append(p, np.float32(1.0)) for p in state.pending],
+    )
 
-    def run_eval(step: int) -> None:
-        flush()
-        result = evaluate(model, params, test_data, config.eval_batch_size)
-        history["eval_step"].append(step)
-        history["test_loss"].append(result["loss"])
-        history["test_accuracy"].append(result["accuracy"])
-        _log(
-            verbose,
-            f"  eval @ {step}: test loss {result['loss']:.4f}  "
-            f"test accuracy {result['accuracy']:.4f}",
-        )
 
-    i = start
-    for i, index in enumerate(_train_indices(lengths, config.batch_size, total, rng), 1):
-        if i <= start:
+def _place(run: _Run, loop: _Loop) -> _Loop:
+    """Parameters and optimiser state replicated over the devices (data parallel)."""
+    replicated = run.shardings[1]
+    if replicated is None:
+        return loop
+    params, opt_state = jax.device_put((loop.params, loop.opt_state), replicated)
+    return loop._replace(params=params, opt_state=opt_state)
+
+
+def _run_steps(run: _Run, loop: _Loop) -> _Loop:
+    """Steps ``loop.step + 1 .. run.total``, each followed by what is due after it: a
+    log line, an evaluation, a checkpoint."""
+    config, rng = run.config, _checks.host_rng(run.data_key)
+    loop = loop._replace(tokens=0, clock=time.perf_counter())
+    for step, index in enumerate(_train_indices(run.lengths, config.batch_size, run.total, rng), 1):
+        if step <= loop.step:
             continue  # replay the batch order of the interrupted run
-        batch = pad_batch(train_data, index, min(config.batch_size, len(lengths)))
-        if place_batch is not None:
-            batch = jax.device_put(batch, place_batch)
-        params, opt_state, out = step_fn(params, opt_state, batch)
-        pending.append(out)
-        tokens_seen += int(lengths[index].sum())
-        if i % config.log_every == 0 or i == total:
-            # Fetch losses only when logging, so the host does not wait on every step.
-            values = flush()
-            losses, accs = values[:, 0], values[:, 1]
-            pending = []
-            history["step"].append(i)
-            history["loss"].append(float(losses.mean()))
-            history["accuracy"].append(float(accs.mean()))
-            now = time.perf_counter()
-            rate = tokens_seen / max(now - t_last, 1e-9)  # since the last line (incl. compiling)
-            tokens_seen, t_last = 0, now
-            _log(
-                verbose,
-                f"step {i:>6}/{total}  loss {losses.mean():.4f}  accuracy {accs.mean():.4f}  "
-                f"{rate:,.0f} tokens/s",
-            )
-        if test_data is not None and config.eval_every and i % config.eval_every == 0:
-            run_eval(i)
-        if save_every and i % save_every == 0 and i < total:
-            save_checkpoint(
-                checkpoint_dir,
-                model,
-                params,
-                vocab=vocab,
-                config=config,
-                metadata=dict(metadata or {}),
-                train_state=snapshot(),
-            )
-            _log(verbose, f"  checkpoint @ {i}: {checkpoint_dir}")
-    i = max(i, start)
-    flush()
-    if test_data is not None and (not history["eval_step"] or history["eval_step"][-1] != total):
-        run_eval(total)
-    return TrainResult(params=params, history=history, state=snapshot())
+        loop = _step(run, loop, index)
+        if step % config.log_every == 0 or step == run.total:
+            loop = _log_progress(run, loop)
+        if run.test_data is not None and config.eval_every and step % config.eval_every == 0:
+            loop = _evaluate(run, loop)
+        if run.save_every and step % run.save_every == 0 and step < run.total:
+            loop = _save(run, loop)
+    return loop
+
+
+def _step(run: _Run, loop: _Loop, index: np.ndarray) -> _Loop:
+    """One optimiser step on the training rows ``index``."""
+    batch = pad_batch(run.train_data, index, min(run.config.batch_size, len(run.lengths)))
+    if run.shardings[0] is not None:
+        batch = jax.device_put(batch, run.shardings[0])
+    params, opt_state, out = run.step_fn(loop.params, loop.opt_state, batch)
+    loop.pending.append(out)  # fetched lazily: the host does not wait on every step
+    return loop._replace(
+        step=loop.step + 1,
+        params=params,
+        opt_state=opt_state,
+        tokens=loop.tokens + int(run.lengths[index].sum()),
+    )
+
+
+def _flush(run: _Run, loop: _Loop) -> tuple[_Loop, np.ndarray]:
+    """Fetch the pending step results, ``(k, 3)``; raise if any step went non-finite."""
+    values = np.asarray(jax.device_get(loop.pending), np.float32).reshape(-1, 3)
+    bad = np.flatnonzero(values[:, 2] == 0)
+    if bad.size:
+        first = loop.step - len(loop.pending) + 1 + int(bad[0])
+        raise _diverged(run.config, first, float(values[bad[0], 0]))
+    return loop._replace(pending=list(values)), values
+
+
+def _log_progress(run: _Run, loop: _Loop) -> _Loop:
+    """Record the mean loss and accuracy since the last log line, and print them."""
+    loop, values = _flush(run, loop)
+    losses, accs = values[:, 0], values[:, 1]
+    now = time.perf_counter()
+    rate = loop.tokens / max(now - loop.clock, 1e-9)  # since the last line (incl. compiling)
+    _log(
+        run.verbose,
+        f"step {loop.step:>6}/{run.total}  loss {losses.mean():.4f}  "
+        f"accuracy {accs.mean():.4f}  {rate:,.0f} tokens/s",
+    )
+    history = _append(
+        loop.history,
+        step=loop.step,
+        loss=float(losses.mean()),
+        accuracy=float(accs.mean()),
+    )
+    return loop._replace(history=history, pending=[], tokens=0, clock=now)
+
+
+def _evaluate(run: _Run, loop: _Loop) -> _Loop:
+    """Evaluate on the test data and record it in the history."""
+    loop, _ = _flush(run, loop)
+    result = evaluate(run.model, loop.params, run.test_data, run.config.eval_batch_size)
+    _log(
+        run.verbose,
+        f"  eval @ {loop.step}: test loss {result['loss']:.4f}  "
+        f"test accuracy {result['accuracy']:.4f}",
+    )
+    history = _append(
+        loop.history,
+        eval_step=loop.step,
+        test_loss=result["loss"],
+        test_accuracy=result["accuracy"],
+    )
+    return loop._replace(history=history)
+
+
+def _snapshot(run: _Run, loop: _Loop) -> tuple[_Loop, TrainState]:
+    """The ``TrainState`` to resume from after ``loop.step`` steps."""
+    loop, values = _flush(run, loop)
+    state = TrainState(
+        step=loop.step,
+        total_steps=run.total,
+        opt_state=loop.opt_state,
+        key_data=run.key_data,
+        history=json.loads(json.dumps(loop.history)),
+        pending=values[:, :2].copy(),
+    )
+    return loop, state
+
+
+def _save(run: _Run, loop: _Loop) -> _Loop:
+    """A checkpoint in ``run.checkpoint_dir``, with what is needed to resume."""
+    loop, state = _snapshot(run, loop)
+    save_checkpoint(
+        run.checkpoint_dir,
+        run.model,
+        loop.params,
+        vocab=run.vocab,
+        config=run.config,
+        metadata=dict(run.metadata or {}),
+        train_state=state,
+    )
+    _log(run.verbose, f"  checkpoint @ {loop.step}: {run.checkpoint_dir}")
+    return loop
+
+
+def _finish(run: _Run, loop: _Loop) -> TrainResult:
+    """Check the last steps, evaluate at the end if that is not done yet, and return."""
+    loop, _ = _flush(run, loop)
+    evals = loop.history.get("eval_step")
+    if run.test_data is not None and (not evals or evals[-1] != run.total):
+        loop = _evaluate(run, loop)
+    loop, state = _snapshot(run, loop)
+    return TrainResult(params=loop.params, history=loop.history, state=state)
+
+
+def _append(history: dict[str, list], **values: Any) -> dict[str, list]:
+    """``history``, with each of ``values`` appended to its list."""
+    for name, value in values.items():
+        history[name].append(value)
+    return history
 
 
 def _data_parallel(devices: Any, batch_size: int) -> tuple[Any, Any]:
@@ -495,365 +545,3 @@ def _data_parallel(devices: Any, batch_size: int) -> tuple[Any, Any]:
 
 def _is_typed_key(key: Any) -> bool:
     return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
-def _check_resumable(
-    path: Any,
-    state: TrainState,
-    config: TrainConfig,
-    key_data: np.ndarray,
-    total: int,
-    history: dict,
-    vocab: tuple[str, ...],
-) -> None:
-    """Refuse to continue a checkpoint that belongs to another run."""
-    meta = _read_meta(os.path.join(path, _META_FILE))
-    where = os.path.join(path, _META_FILE)
-    saved = meta.get("config")
-    if saved != json.loads(json.dumps(dataclasses.asdict(config))):
-        raise ValueError(
-            f"{where}: field 'config' {saved} differs from this run's "
-            f"{dataclasses.asdict(config)}; resume with the same settings"
-        )
-    if not np.array_equal(np.ravel(state.key_data), np.ravel(key_data)):
-        raise ValueError(f"{where}: the run's PRNG key differs from this one (another --seed?)")
-    if state.total_steps != total:
-        raise ValueError(
-            f"{where}: field 'train_state.total_steps' is {state.total_steps}, this run has "
-            f"{total} steps (different data size?)"
-        )
-    if vocab and tuple(meta["vocab"]) != vocab:
-        raise ValueError(f"{where}: field 'vocab' differs from the training data's vocabulary")
-    if sorted(state.history) != sorted(history):
-        raise ValueError(
-            f"{where}: field 'train_state.history' has keys {sorted(state.history)}, expected "
-            f"{sorted(history)} (test data given in one run and not the other?)"
-        )
-    if not 0 <= state.step <= total:
-        raise ValueError(f"{where}: field 'train_state.step' {state.step} is outside [0, {total}]")
-
-
-# --- checkpoints -------------------------------------------------------------------
-
-_PARAMS_FILE = "params.msgpack"
-_META_FILE = "checkpoint.json"
-_OPT_FILE = "opt_state.msgpack"
-_OWN_FILES = (_PARAMS_FILE, _META_FILE, _OPT_FILE)
-_FORMAT = 1
-
-
-def describe_model(model: Classifier) -> dict:
-    """JSON description of a classifier with a built-in cell.
-
-    Inverse: ``model_from_description``.
-    """
-    return {
-        "cell": cell_name(model.cell),
-        "hidden_size": int(model.cell.hidden_size),
-        "vocab_size": model.vocab_size,
-        "embed_size": model.embed_size,
-        "num_classes": model.num_classes,
-        "multilabel": model.multilabel,
-    }
-
-
-_MODEL_FIELDS = {
-    "cell": str,
-    "hidden_size": int,
-    "vocab_size": int,
-    "embed_size": int,
-    "num_classes": int,
-}
-
-
-def model_from_description(desc: Any, where: str = "model description") -> Classifier:
-    """Rebuild a ``Classifier`` from ``describe_model``'s output.
-
-    Raises ``ValueError`` naming ``where`` and the missing or wrong-typed field.
-    """
-    if not isinstance(desc, dict):
-        raise ValueError(f"{where}: field 'model' must be an object, got {type(desc).__name__}")
-    for name, kind in _MODEL_FIELDS.items():
-        if name not in desc:
-            raise ValueError(f"{where}: field 'model.{name}' is missing; got keys {sorted(desc)}")
-        value = desc[name]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(
-                f"{where}: field 'model.{name}' must be {kind.__name__}, got {value!r}"
-            )
-    multilabel = desc.get("multilabel", False)
-    if not isinstance(multilabel, bool):
-        raise ValueError(f"{where}: field 'model.multilabel' must be bool, got {multilabel!r}")
-    try:
-        return Classifier(
-            cell=make_cell(desc["cell"], desc["hidden_size"]),
-            vocab_size=desc["vocab_size"],
-            embed_size=desc["embed_size"],
-            num_classes=desc["num_classes"],
-            multilabel=multilabel,
-        )
-    except ValueError as err:
-        raise ValueError(f"{where}: field 'model': {err}") from err
-
-
-def check_writable(path: str | os.PathLike, *, directory: bool, what: str = "--out") -> None:
-    """Raise ``OSError`` now if ``path`` cannot be written later (a file, or a directory
-    when ``directory``), creating nothing: its nearest existing ancestor must be a
-    writable directory, and ``path`` itself, if it exists, of the right kind."""
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path):
-        if directory and not os.path.isdir(path):
-            raise OSError(f"{what} {path!r} exists and is not a directory")
-        if not directory and os.path.isdir(path):
-            raise OSError(f"{what} {path!r} is a directory; expected a file path")
-    parent = path if directory and os.path.isdir(path) else os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise OSError(f"{what} {path!r} cannot be created: {parent!r} is a file, not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".rnndyn-write-test-", dir=parent)
-    except OSError as err:
-        raise OSError(f"{what} {path!r} cannot be written: {parent!r}: {err.strerror}") from err
-    os.close(fd)
-    os.unlink(probe)
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: Classifier,
-    params: Params,
-    *,
-    vocab: Any,
-    config: TrainConfig | None,
-    metadata: dict | None = None,
-    train_state: TrainState | None = None,
-) -> str:
-    """Write ``params.msgpack`` (flax msgpack) and ``checkpoint.json`` into directory ``path``.
-
-    The JSON holds the model description (cell name, hidden size, vocab/embed sizes,
-    classes), the vocabulary, the training config and ``metadata`` (must be
-    JSON-serialisable), so ``load_checkpoint(path)`` needs nothing else. With
-    ``train_state`` the optimiser state (``opt_state.msgpack``) and the progress are
-    saved too, so ``train(..., resume=True)`` can continue the run.
-
-    The write is atomic: the files go to a temporary directory next to ``path``, which
-    then replaces ``path`` by rename (other files already in ``path``, such as an
-    ``analysis.json``, are carried over). A crash leaves either the old checkpoint or the
-    new one, never a mixed pair. Returns ``path``.
-
-    Raises:
-      ValueError: params that do not fit the model or hold NaN/inf, a vocabulary of the
-        wrong size, metadata that is not JSON.
-      OSError: ``path`` cannot be written.
-    """
-    desc = describe_model(model)
-    vocab = tuple(str(w) for w in vocab)
-    if len(vocab) != model.vocab_size:
-        raise ValueError(
-            f"vocab has {len(vocab)} words but the model has vocab_size {model.vocab_size}"
-        )
-    _check_params(model, params)
-    _checks.check_finite_params("params", jax.device_get(params))
-    meta = {
-        "format": _FORMAT,
-        "model": desc,
-        "vocab": list(vocab),
-        "config": None if config is None else dataclasses.asdict(config),
-        "metadata": dict(metadata or {}),
-    }
-    if train_state is not None:
-        meta["train_state"] = {
-            "step": int(train_state.step),
-            "total_steps": int(train_state.total_steps),
-            "key_data": np.asarray(train_state.key_data).ravel().tolist(),
-            "history": train_state.history,
-            "pending": np.asarray(train_state.pending, np.float32).tolist(),
-        }
-    text = json.dumps(meta, indent=1, allow_nan=False)  # fails early, before writing
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise OSError(f"checkpoint path {path!r} exists and is not a directory")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    try:
-        with open(os.path.join(tmp, _PARAMS_FILE), "wb") as f:
-            f.write(flax.serialization.to_bytes(jax.device_get(params)))
-        if train_state is not None:
-            with open(os.path.join(tmp, _OPT_FILE), "wb") as f:
-                state = flax.serialization.to_state_dict(jax.device_get(train_state.opt_state))
-                f.write(flax.serialization.msgpack_serialize(state))
-        with open(os.path.join(tmp, _META_FILE), "w", encoding="utf-8") as f:
-            f.write(text)
-        if os.path.isdir(path):
-            for entry in os.listdir(path):  # keep what is not ours (e.g. analysis.json)
-                src, dst = os.path.join(path, entry), os.path.join(tmp, entry)
-                if entry in _OWN_FILES or entry.startswith(".") or os.path.exists(dst):
-                    continue
-                if os.path.isdir(src):
-                    shutil.copytree(src, dst)
-                else:
-                    try:
-                        os.link(src, dst)
-                    except OSError:
-                        shutil.copy2(src, dst)
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.rename(path, os.path.join(old, "ckpt"))
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def _check_params(model: Classifier, params: Params, where: str = "params") -> None:
-    expected = jax.eval_shape(model.init, jax.random.key(0))
-    want = jax.tree_util.tree_structure(expected)
-    got = jax.tree_util.tree_structure(params)
-    if want != got:
-        raise ValueError(f"{where} do not fit the model: expected structure {want}, got {got}")
-    for (path, e), p in zip(
-        jax.tree_util.tree_leaves_with_path(expected),
-        jax.tree_util.tree_leaves(params),
-        strict=True,
-    ):
-        if tuple(np.shape(p)) != tuple(e.shape):
-            raise ValueError(
-                f"{where}: params{jax.tree_util.keystr(path)} has shape {tuple(np.shape(p))}, "
-                f"expected {tuple(e.shape)}"
-            )
-
-
-def _read_meta(meta_path: str) -> dict:
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{meta_path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
-            "the file is truncated or corrupt"
-        ) from err
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{meta_path}: not UTF-8 text ({err.reason})") from err
-    if not isinstance(meta, dict):
-        raise ValueError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
-    return meta
-
-
-def _read_msgpack(file: str) -> Any:
-    with open(file, "rb") as f:
-        raw = f.read()
-    try:
-        return flax.serialization.msgpack_restore(raw)
-    except Exception as err:  # msgpack raises several types on truncated/corrupt input
-        raise ValueError(
-            f"{file}: not a readable msgpack file ({type(err).__name__}: {err}); the file is "
-            "truncated or corrupt"
-        ) from err
-
-
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Restore a checkpoint written by ``save_checkpoint``.
-
-    Raises:
-      ValueError: not a checkpoint, or a malformed one (truncated file, missing or
-        wrong-typed field, params that do not fit the model or hold NaN/inf); the message
-        names the file and the field.
-    """
-    meta_path = os.path.join(path, _META_FILE)
-    params_path = os.path.join(path, _PARAMS_FILE)
-    for p in (meta_path, params_path):
-        if not os.path.isfile(p):
-            raise ValueError(f"{os.fspath(path)!r} is not a checkpoint: {p} is missing")
-    meta = _read_meta(meta_path)
-    fmt = meta.get("format", _FORMAT)
-    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt > _FORMAT:
-        raise ValueError(f"{meta_path}: field 'format' is {fmt!r}; this rnndyn reads <= {_FORMAT}")
-    if "model" not in meta:
-        raise ValueError(f"{meta_path}: field 'model' is missing; got keys {sorted(meta)}")
-    model = model_from_description(meta["model"], meta_path)
-    vocab = meta.get("vocab")
-    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
-        raise ValueError(f"{meta_path}: field 'vocab' must be a list of strings")
-    if len(vocab) != model.vocab_size:
-        raise ValueError(
-            f"{meta_path}: field 'vocab' has {len(vocab)} words, field 'model.vocab_size' "
-            f"is {model.vocab_size}"
-        )
-    config = meta.get("config")
-    if config is not None:
-        if not isinstance(config, dict):
-            raise ValueError(
-                f"{meta_path}: field 'config' must be an object or null, got {config!r}"
-            )
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        try:
-            config = TrainConfig(**{k: v for k, v in config.items() if k in known})
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{meta_path}: field 'config': {err}") from err
-    metadata = meta.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ValueError(f"{meta_path}: field 'metadata' must be an object or null")
-    raw = _read_msgpack(params_path)
-    try:
-        params = jax.tree_util.tree_map(jnp.asarray, raw)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{params_path}: holds non-array values ({err})") from err
-    _check_params(model, params, params_path)
-    try:
-        _checks.check_finite_params("params", raw)
-    except ValueError as err:
-        raise ValueError(f"{params_path}: {err}") from err
-    return Checkpoint(
-        model=model,
-        params=params,
-        vocab=tuple(vocab),
-        config=config,
-        metadata=metadata or {},
-    )
-
-
-def load_train_state(
-    path: str | os.PathLike, model: Classifier, params: Params, opt_state: Any
-) -> TrainState:
-    """The ``TrainState`` saved with a checkpoint; ``opt_state`` is the template (a fresh
-    ``optimizer.init(params)``) whose structure the saved state must have."""
-    meta_path = os.path.join(path, _META_FILE)
-    meta = _read_meta(meta_path)
-    ts = meta.get("train_state")
-    if not isinstance(ts, dict):
-        raise ValueError(
-            f"{meta_path}: field 'train_state' is missing or not an object: the checkpoint "
-            "cannot be resumed (it was not written with save_every/--save-every)"
-        )
-    for name, kind in (("step", int), ("total_steps", int), ("key_data", list), ("history", dict)):
-        if isinstance(ts.get(name), bool) or not isinstance(ts.get(name), kind):
-            raise ValueError(
-                f"{meta_path}: field 'train_state.{name}' must be {kind.__name__}, got "
-                f"{ts.get(name)!r}"
-            )
-    pending = np.asarray(ts.get("pending", []), np.float32).reshape(-1, 2)
-    opt_file = os.path.join(path, _OPT_FILE)
-    if not os.path.isfile(opt_file):
-        raise ValueError(f"{opt_file} is missing: the checkpoint cannot be resumed")
-    raw = _read_msgpack(opt_file)
-    try:
-        restored = flax.serialization.from_state_dict(jax.device_get(opt_state), raw)
-    except (KeyError, ValueError, TypeError) as err:
-        raise ValueError(
-            f"{opt_file}: the optimiser state does not fit this model and config ({err})"
-        ) from err
-    _checks.check_finite_params(opt_file, restored)
-    del model, params
-    return TrainState(
-        step=ts["step"],
-        total_steps=ts["total_steps"],
-        opt_state=jax.tree_util.tree_map(jnp.asarray, restored),
-        key_data=np.asarray(ts["key_data"], np.uint32),
-        history=ts["history"],
-        pending=pending,
-    )

@@ -1,10 +1,13 @@
 """Tests for the ``rnndyn`` command line."""
 
+import os
+
 import numpy as np
 import pytest
 
+from rnndyn.checkpoint import load_checkpoint
 from rnndyn.cli import build_parser, main
-from rnndyn.train import evaluate, load_checkpoint
+from rnndyn.train import evaluate
 
 TINY = [
     "--hidden",
@@ -56,6 +59,45 @@ def test_help_lists_every_flag(capsys):
         assert flag in out, flag
 
 
+def test_train_flags_take_defaults_and_help_from_train_config():
+    import argparse
+    import dataclasses
+
+    from rnndyn.cli import TRAIN_FLAGS, config_from_args
+    from rnndyn.config import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    default = TrainConfig()
+    assert args.steps == default.steps == 500  # the CLI used to say 400
+    assert config_from_args(TrainConfig, args) == default
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    actions = {a.dest: a for a in sub.choices["train"]._actions}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in TRAIN_FLAGS:
+            action = actions[field.name]
+            assert action.option_strings == ["--" + field.name.replace("_", "-")]
+            assert action.default == field.default and action.help == field.metadata["help"]
+    assert actions["schedule"].choices == ("constant", "cosine", "linear")
+    args = build_parser().parse_args(["train", "--epochs", "1.5", "--clip-norm", "0"])
+    assert config_from_args(TrainConfig, args, clip_norm=None).epochs == 1.5
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        size: int = dataclasses.field(default=3, metadata={"help": "a size"})
+        scale: float | None = None
+        flag: bool = False
+
+    from rnndyn.cli import add_config_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Toy)
+    assert vars(parser.parse_args([])) == {"size": 3, "scale": None, "flag": False}
+    got = parser.parse_args(["--size", "4", "--scale", "0.5", "--flag"])
+    assert config_from_args(Toy, got) == Toy(4, 0.5, True)
+    with pytest.raises(ValueError, match="no field 'nope'"):
+        add_config_arguments(argparse.ArgumentParser(), Toy, ["nope"])
+
+
 def test_top_level_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -101,7 +143,7 @@ def test_train_writes_loadable_checkpoint(dataset, multilabel, tmp_path, capsys)
 
 @pytest.mark.slow
 def test_default_synthetic_sentiment_run_reaches_95_percent(tmp_path, capsys):
-    # The acceptance run: defaults only (GRU 128, 400 steps), well under 2 minutes on CPU.
+    # The acceptance run: defaults only (GRU 128, 500 steps), well under 2 minutes on CPU.
     out = tmp_path / "run"
     assert (
         main(
@@ -157,7 +199,7 @@ def test_analyze_errors(tmp_path, capsys):
     import jax
 
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     assert main(["analyze", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "is not a checkpoint" in capsys.readouterr().err
@@ -168,7 +210,7 @@ def test_analyze_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no training arguments" in err and "Traceback" not in err
     assert main(["analyze", str(path), "--num-initial", "0"]) == 2
-    assert "--num-initial must be >= 1" in capsys.readouterr().err
+    assert "--num-initial must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 # --- local corpora, failures, checkpoints ------------------------------------------------
@@ -194,7 +236,7 @@ def _sentiment_csv(path, n, seed, bom=True):
 def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     import json
 
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     reviews = _sentiment_csv(tmp_path / "reviews.csv", 500, 0)
     monkeypatch.chdir(tmp_path)  # the checkpoint records absolute paths: analyze from anywhere
@@ -203,7 +245,7 @@ def test_train_and_analyze_a_bom_csv_end_to_end(tmp_path, capsys, monkeypatch):
     assert main([*argv, "--out", "run"]) == 0
     out = capsys.readouterr().out
     ckpt = load_checkpoint(tmp_path / "run")
-    assert ckpt.metadata["args"]["dataset"] == str(reviews)
+    assert ckpt.metadata["args"]["dataset"] == os.path.join("..", reviews.name)  # from run/
     assert ckpt.metadata["args"]["test_fraction"] is None  # default held-out fraction used
     assert ckpt.metadata["test_accuracy"] >= 0.9, out
     assert ckpt.vocab[:2] == ("<pad>", "<unk>") and "text" not in ckpt.vocab  # BOM header
@@ -249,6 +291,45 @@ def test_local_dataset_flags(tmp_path, capsys):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_optimiser_state_only_when_resuming_is_asked_and_paths_are_relative(tmp_path, capsys):
+    import json
+    import shutil
+
+    from rnndyn import cli
+
+    project = tmp_path / "project"
+    project.mkdir()
+    rows = [f"good film {i},1" if i % 2 else f"bad film {i},0" for i in range(40)]
+    path = _csv_rows(project / "reviews.csv", rows)
+    tiny = ["--hidden", "4", "--embed-size", "4", "--steps", "2", "--batch-size", "8", "--quiet"]
+    base = ["train", "--dataset", str(path), *tiny, "--cache-dir", str(project / "cache")]
+    runs = project / "runs"
+    assert main([*base, "--out", str(runs / "plain")]) == 0
+    assert sorted(p.name for p in (runs / "plain").iterdir()) == [
+        "checkpoint.json",
+        "params.msgpack",
+    ]  # no opt_state.msgpack: resuming was not asked for
+    meta = json.loads((runs / "plain" / "checkpoint.json").read_text())
+    assert "train_state" not in meta
+    info = meta["metadata"]
+    assert info["args"]["dataset"] == info["dataset"] == os.path.join("..", "..", "reviews.csv")
+    assert info["args"]["cache_dir"] == os.path.join("..", "..", "cache")
+    assert info["paths_relative_to_checkpoint"] == ["dataset", "cache_dir"]
+    assert main([*base, "--resume", "--out", str(runs / "plain")]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err
+    for flags in (["--save-every", "1"], ["--resume"], ["--resume"]):  # --resume twice
+        out = runs / flags[0].strip("-")
+        assert main([*base, *flags, "--out", str(out)]) == 0
+        assert (out / "opt_state.msgpack").is_file()
+        assert "train_state" in json.loads((out / "checkpoint.json").read_text())
+    # The project, moved elsewhere, still finds its data from the checkpoint.
+    shutil.move(project, tmp_path / "moved")
+    checkpoint = tmp_path / "moved" / "runs" / "plain"
+    ckpt = load_checkpoint(checkpoint)
+    train, test = cli._analysis_data(build_parser().parse_args(["analyze", str(checkpoint)]), ckpt)
+    assert train.vocab == ckpt.vocab and len(train) == 32 and len(test) == 8
+
+
 def test_bad_rows_and_encodings_exit_2_naming_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "a b", "label": 1}\n{"text": "c", "label": 0.7}\n', encoding="utf-8")
@@ -284,7 +365,7 @@ def test_analyze_out_is_checked_before_the_analysis(tmp_path, capsys, monkeypatc
 
     import rnndyn.cli as cli
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
     vocab = ("<pad>", "<unk>", "a", "b", "c")
@@ -302,7 +383,7 @@ def test_malformed_checkpoint_gives_one_line_and_exit_2(tmp_path, capsys):
     import jax
 
     from rnndyn import GRU, Classifier
-    from rnndyn.train import save_checkpoint
+    from rnndyn.checkpoint import save_checkpoint
 
     model = Classifier(GRU(4), vocab_size=5, embed_size=3, num_classes=2)
     vocab = ("<pad>", "<unk>", "a", "b", "c")

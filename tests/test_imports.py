@@ -21,7 +21,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnndyn"
 #: is a top-level module (``manifold``) or a subpackage with all its modules (``data``);
 #: ``rnndyn`` is the package's ``__init__``, which re-exports the public API.
 LAYERS: list[tuple[str, ...]] = [
-    ("_checks", "_records", "config"),  # checks, record helpers, settings: no rnndyn imports
+    ("_checks", "_records", "_io"),  # checks, records, atomic writes: no rnndyn imports
+    ("config",),  # settings (TrainConfig, AnalysisConfig), checked with _checks
     ("cells",),
     ("linearize",),  # Jacobians, eigenmodes, spectra
     ("fixed_points",),  # its deflation follows eigenvectors: uses linearize
@@ -30,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("_bptt",),  # the written-out training scan of models
     ("models",),
+    ("checkpoint",),  # checkpoint IO and the model description, apart from any loop
     ("train",),
     ("analysis",),
     ("plots",),

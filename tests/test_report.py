@@ -16,7 +16,7 @@ def test_report_rejects_bad_arguments(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path), "--trajectories", "0"]) == 2
     assert "--trajectories must be >= 1, got 0" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path), "--tol", "-1"]) == 2
-    assert "--tol must be > 0" in capsys.readouterr().err
+    assert "--tol must be a finite number > 0, got -1.0" in capsys.readouterr().err
     assert cli.main(["demo", "--steps", "0"]) == 2
 
 

@@ -1,4 +1,4 @@
-"""Tests for rnndyn.train: training, evaluation, checkpoints."""
+"""Tests for rnndyn.train and rnndyn.checkpoint: training, evaluation, checkpoints."""
 
 import dataclasses
 import json
@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from rnndyn import cells
+from rnndyn.checkpoint import load_checkpoint, save_checkpoint
+from rnndyn.config import TrainConfig
 from rnndyn.models import Classifier
-from rnndyn.train import (
-    TrainConfig,
-    evaluate,
-    load_checkpoint,
-    make_optimizer,
-    save_checkpoint,
-    train,
-)
+from rnndyn.train import evaluate, make_optimizer, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,6 +384,25 @@ def test_save_is_atomic_and_keeps_other_files(tmp_path, monkeypatch):
     jax.tree_util.tree_map(np.testing.assert_array_equal, load_checkpoint(path).params, p1)
     assert (path / "analysis.json").read_text() == "{}"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["ck"]
+
+
+def test_checkpoint_gets_the_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    model = _sentiment_model()
+    params = model.init(jax.random.key(0))
+    vocab = tiny_sentiment(0, 2).vocab
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "ck"
+        for _ in range(2):  # a new checkpoint, then one replacing it
+            save_checkpoint(path, model, params, vocab=vocab, config=None)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~0o022
+            for file in path.iterdir():
+                assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~0o022, file.name
+    finally:
+        os.umask(old)
 
 
 def _edit_meta(path, fn):

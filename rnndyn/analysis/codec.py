@@ -12,13 +12,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
+from rnndyn._io import atomic_write
 from rnndyn.analysis.caveats import Caveat
 
 __all__ = ["FORMAT", "MAX_JSON_ELEMENTS", "decode", "encode", "from_json", "to_json"]
@@ -38,10 +37,10 @@ def to_json(a: Any, path: str | os.PathLike | None, *, indent: int | None = 1) -
         path = os.fspath(path)
         npz = path + ".npz"
         if big:
-            _atomic_write(npz, lambda f: np.savez_compressed(f, **big), "wb")
+            atomic_write(npz, lambda f: np.savez_compressed(f, **big), binary=True)
         elif os.path.exists(npz):  # a stale one from an earlier report
             os.remove(npz)
-        _atomic_write(path, lambda f: f.write(text), "w")
+        atomic_write(path, text)
     return text
 
 
@@ -163,17 +162,3 @@ def _decode_record(x: dict, arrays: dict, records: dict[str, type]) -> Any:
     if "caveats" in fields:
         fields["caveats"] = tuple(Caveat[n] for n in fields["caveats"])
     return cls(**fields)
-
-
-def _atomic_write(path: str, write: Callable[[Any], Any], mode: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        kw = {"encoding": "utf-8"} if "b" not in mode else {}
-        with os.fdopen(fd, mode, **kw) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -19,16 +19,16 @@ from rnndyn.analysis.geometry import geometry
 from rnndyn.analysis.linearized import linearized, linearized_logits
 from rnndyn.analysis.network import run_network
 from rnndyn.analysis.points import search_slow_points
-from rnndyn.analysis.reference import RULES, choose_reference, linearise_reference
+from rnndyn.analysis.reference import choose_reference, linearise_reference
 from rnndyn.analysis.result import Analysis
 from rnndyn.analysis.spectra import spectra
 from rnndyn.analysis.word_effects import word_effects
 from rnndyn.analysis.word_inputs import word_input_fixed_points
+from rnndyn.checkpoint import Checkpoint, describe_model, load_checkpoint
 from rnndyn.config import AnalysisConfig, replace_config
 from rnndyn.data.dataset import check_dataset
 from rnndyn.linearize import Linearization, linearization
 from rnndyn.models import Classifier
-from rnndyn.train import Checkpoint, describe_model, load_checkpoint
 
 __all__ = ["SELECTION_EXAMPLES", "analyze"]
 
@@ -201,29 +201,7 @@ def _resolve_config(config: Any, settings: dict, key: Any) -> tuple[AnalysisConf
         key = jax.random.wrap_key_data(key)
     data = tuple(int(v) for v in np.asarray(jax.random.key_data(key)).ravel())
     config = dataclasses.replace(config, key=data)
-    _check_config(config)
     return config, key
-
-
-def _check_config(c: AnalysisConfig) -> None:
-    for name in ("max_examples", "manifold_dim", "neighbours"):
-        if getattr(c, name) is not None:
-            _checks.check_int(name, getattr(c, name), minimum=1)
-    for name in ("num_initial", "max_steps", "bow_steps", "batch_size"):
-        _checks.check_int(name, getattr(c, name), minimum=1)
-    _checks.check_int("word_inputs", c.word_inputs, minimum=0)
-    for name in ("learning_rate", "merge_distance", "outlier_factor"):
-        _checks.check_positive(name, getattr(c, name))
-    for name in ("noise", "marginal_band"):
-        _checks.check_positive(name, getattr(c, name), allow_zero=True)
-    if c.tol is not None:
-        _checks.check_positive("tol", c.tol)
-    if not (isinstance(c.threshold, (int, float)) and 0 < c.threshold <= 1):
-        raise ValueError(f"threshold must be a number in (0, 1], got {c.threshold!r}")
-    if c.input_star not in ("zero", "mean"):
-        raise ValueError(f"input_star must be 'zero' or 'mean', got {c.input_star!r}")
-    if c.reference not in RULES:
-        raise ValueError(f"reference must be one of {', '.join(RULES)}, got {c.reference!r}")
 
 
 def _check_inputs(model, data, train_data, config):

@@ -10,11 +10,12 @@ import numpy as np
 
 from rnndyn import _checks
 from rnndyn._records import record, static
+from rnndyn.config import REFERENCE_RULES
 from rnndyn.linearize import Linearization, eig, mode_order, sort_modes
 
 __all__ = ["RULES", "Reference", "choose_reference", "linearise_reference"]
 
-RULES = ("faithful", "stable", "nearest")
+RULES = REFERENCE_RULES
 
 
 @record

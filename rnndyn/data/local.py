@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rnndyn import _checks
+from rnndyn.data import cache as data_cache
 from rnndyn.data import text as text_lib
 from rnndyn.data.dataset import Dataset
 
@@ -137,8 +138,9 @@ def load_local(
     }
     cache = _cache_file(cache_dir, path, settings)
     split = test is not None or test_fraction is not None
-    if cache is not None and cache.exists():
-        return _read_cache(cache, split)
+    cached = None if cache is None else data_cache.read(cache)
+    if cached is not None and len(cached) == 1 + split:
+        return cached if split else cached[0]
 
     rows, dir_names = _read(path, encoding, text_field, label_field, conditions)
     if names is None and dir_names is not None:
@@ -180,7 +182,7 @@ def load_local(
         name = str(test) if test is not None else f"{path} (held out {test_fraction})"
         result = (train_ds, _dataset(test_docs, test_labels, max_length, name, **common))
     if cache is not None:
-        _write_cache(cache, result)
+        data_cache.write(cache, result)
     return result
 
 
@@ -511,46 +513,3 @@ def _cache_file(cache_dir: Any, path: Path, settings: dict) -> Path | None:
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     slug = "".join(ch if ch.isalnum() else "_" for ch in path.name)
     return Path(cache_dir).expanduser() / f"local-{slug}-{digest}.npz"
-
-
-def _write_cache(path: Path, result: Dataset | tuple[Dataset, Dataset]) -> None:
-    parts = result if isinstance(result, tuple) else (result,)
-    arrays: dict[str, Any] = {"vocab": np.array(parts[0].vocab)}
-    meta = {
-        "num_classes": parts[0].num_classes,
-        "multilabel": parts[0].multilabel,
-        "ordered": parts[0].ordered,
-        "class_names": list(parts[0].class_names or ()),
-        "names": [p.name for p in parts],
-    }
-    for prefix, ds in zip(("train", "test"), parts, strict=False):
-        arrays[f"{prefix}_tokens"] = ds.tokens
-        arrays[f"{prefix}_lengths"] = ds.lengths
-        arrays[f"{prefix}_labels"] = ds.labels
-    arrays["meta"] = np.array(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: a reader never sees half a cache file
-
-
-def _read_cache(path: Path, split: bool) -> Dataset | tuple[Dataset, Dataset]:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        vocab = tuple(str(w) for w in z["vocab"])
-        out = []
-        for prefix, name in zip(("train", "test"), meta["names"], strict=False):
-            out.append(
-                Dataset(
-                    tokens=z[f"{prefix}_tokens"],
-                    lengths=z[f"{prefix}_lengths"],
-                    labels=z[f"{prefix}_labels"],
-                    vocab=vocab,
-                    num_classes=meta["num_classes"],
-                    multilabel=meta["multilabel"],
-                    ordered=meta["ordered"],
-                    class_names=tuple(meta["class_names"]) or None,
-                    name=name,
-                )
-            )
-    return (out[0], out[1]) if split else out[0]

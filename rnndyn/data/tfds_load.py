@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rnndyn import _checks
+from rnndyn.data import cache as data_cache
 from rnndyn.data import text as text_lib
 from rnndyn.data.dataset import Dataset
 
@@ -107,8 +108,9 @@ def load(
         "tokenizer": text_lib.TOKENIZER_VERSION,
     }
     path = _cache_path(cache_dir, name, split, settings)
-    if path is not None and path.exists():
-        return _read_cache(path, spec, name, split)
+    cached = None if path is None else data_cache.read(path)
+    if cached is not None and len(cached) == 1:
+        return cached[0]
 
     docs, labels = _read_tfds(name, split, spec, data_dir, download)
     if vocab is None:
@@ -120,7 +122,7 @@ def load(
         vocab = text_lib.build_vocab(vocab_docs, vocab_size=vocab_size, min_count=min_count)
     ds = _dataset(docs, labels, vocab, spec, max_length, f"{name}:{split}")
     if path is not None:
-        _write_cache(path, ds)
+        data_cache.write(path, ds)
     return ds
 
 
@@ -159,27 +161,6 @@ def _cache_path(
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     slug = "".join(ch if ch.isalnum() else "_" for ch in f"{name}-{split}")
     return Path(cache_dir).expanduser() / f"{slug}-{digest}.npz"
-
-
-def _write_cache(path: Path, ds: Dataset) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")  # write then rename: no half-written cache files
-    np.savez(tmp, tokens=ds.tokens, lengths=ds.lengths, labels=ds.labels, vocab=np.array(ds.vocab))
-    tmp.replace(path)
-
-
-def _read_cache(path: Path, spec: _Spec, name: str, split: str) -> Dataset:
-    with np.load(path, allow_pickle=False) as z:
-        return Dataset(
-            tokens=z["tokens"],
-            lengths=z["lengths"],
-            labels=z["labels"],
-            vocab=tuple(str(w) for w in z["vocab"]),
-            num_classes=spec.num_classes,
-            ordered=spec.ordered,
-            class_names=spec.class_names,
-            name=f"{name}:{split}",
-        )
 
 
 #: Hosts probed before a download: tfds's mirror bucket and the usual dataset hosts.
