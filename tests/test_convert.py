@@ -279,71 +279,68 @@ def test_from_torch_bias_false_module_is_torchs_step():
 # --- equinox ------------------------------------------------------------------------
 
 
-def _eqx_module(kind, m=3, n=5, gain=3.0, seed=0):
+@functools.cache
+def _eqx(kind, m=3, n=5, gain=3.0, seed=0):
+    """An equinox cell with strong random recurrence, and its conversion (one per worker:
+    building and compiling them is most of these tests' time)."""
     eqx = pytest.importorskip("equinox")
     klass = {"gru": eqx.nn.GRUCell, "lstm": eqx.nn.LSTMCell}[kind]
     module = klass(m, n, key=jax.random.key(seed))
     w_hh = gain * jax.random.normal(jax.random.key(seed + 1), module.weight_hh.shape) / n**0.5
-    return eqx.tree_at(lambda mod: mod.weight_hh, module, w_hh)
+    module = eqx.tree_at(lambda mod: mod.weight_hh, module, w_hh)
+    return module, *rnndyn.from_equinox(module)
 
 
 def _eqx_flat(state):
     return jnp.concatenate([jnp.ravel(s) for s in jax.tree_util.tree_leaves(state)])
 
 
+def _eqx_state(kind, flat, n):
+    """A flat ``(S,)`` state in equinox's layout: ``h``, or ``(h, c)`` for the LSTM."""
+    return (flat[:n], flat[n:]) if kind == "lstm" else flat
+
+
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_equinox_trajectory_matches_equinox(kind):
-    module = _eqx_module(kind)
+    module, cell, params = _eqx(kind)
     n = module.hidden_size
-    cell, params = rnndyn.from_equinox(module)
+    assert cell.state_size == (2 * n if kind == "lstm" else n)
     key_x, key_h = jax.random.split(jax.random.key(2))
-    xs = np.asarray(jax.random.normal(key_x, (50, 3)))
-    random_state = np.asarray(jax.random.uniform(key_h, (cell.state_size,), minval=-1.0))
-    for h0 in (np.zeros(cell.state_size, np.float32), random_state):
-        state = (h0[:n], h0[n:]) if kind == "lstm" else h0
+    xs = jax.random.normal(key_x, (50, 3))
+    h0 = jnp.stack([jnp.zeros(cell.state_size), jax.random.uniform(key_h, (cell.state_size,),
+                                                                   minval=-1.0)])  # fmt: skip
 
-        def step(s, x):  # equinox's own step, on the state in its own layout
-            new = module(x, s)
-            return new, _eqx_flat(new)
+    def step(state, x):  # equinox's own step, on the state in its own layout
+        new = module(x, state)
+        return new, (_eqx_flat(new), new[0] if kind == "lstm" else new)
 
-        expected = jax.lax.scan(step, state, jnp.asarray(xs))[1]
-        got = _trajectory(cell, params, h0[None], xs[None])[0]
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    run = jax.jit(jax.vmap(lambda h: jax.lax.scan(step, _eqx_state(kind, h, n), xs)[1]))
+    expected, expected_h = run(h0)
+    got = _trajectory(cell, params, h0, jnp.broadcast_to(xs, (2, *xs.shape)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # the readout sees equinox's h; equinox's states stay in the cell's box
+    np.testing.assert_array_equal(cell.output(expected), expected_h)
+    lower, upper = cell.state_bounds()
+    assert np.all((expected >= lower) & (expected <= upper))
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_equinox_fixed_points_are_equinoxs(kind):
-    module = _eqx_module(kind)
+    module, cell, params = _eqx(kind)
     n = module.hidden_size
-    cell, params = rnndyn.from_equinox(module)
     x_star = 0.2 * jax.random.normal(jax.random.key(3), (3,))
     fps = rnndyn.find_fixed_points(
         cell, params, x_star, key=jax.random.key(4), num_initial=48, deflation_rounds=0
     )
     roots = np.asarray(fps.points)[np.asarray(fps.status) == rnndyn.Status.CONVERGED]
     assert len(roots) >= 1
-    for h in roots:
-        state = (jnp.asarray(h[:n]), jnp.asarray(h[n:])) if kind == "lstm" else jnp.asarray(h)
-        r = np.asarray(_eqx_flat(module(x_star, state)), np.float64) - h
-        assert 0.5 * np.sum(r * r) < Q_TOL
+    step = jax.jit(jax.vmap(lambda h: _eqx_flat(module(x_star, _eqx_state(kind, h, n)))))
+    r = np.asarray(step(jnp.asarray(roots)), np.float64) - roots  # equinox's own F(h) - h
+    assert np.all(0.5 * np.sum(r * r, axis=1) < Q_TOL)
     # Jacobians on the same parameters: equinox's own derivative of its step
     j_rec, _ = rnndyn.jacobians(cell, params, roots[:1], np.asarray(x_star)[None])
-    if kind == "lstm":
-        expected = jax.jacfwd(lambda h: jnp.concatenate(module(x_star, (h[:n], h[n:]))))
-    else:
-        expected = jax.jacfwd(lambda h: module(x_star, h))
+    expected = jax.jacfwd(lambda h: _eqx_flat(module(x_star, _eqx_state(kind, h, n))))
     np.testing.assert_allclose(j_rec[0], expected(jnp.asarray(roots[0])), rtol=1e-5, atol=1e-6)
-
-
-def test_equinox_lstm_layout_and_boxes():
-    lstm_cell, _ = rnndyn.from_equinox(_eqx_module("lstm", n=2))
-    assert lstm_cell.state_size == 4
-    lower, upper = (np.asarray(b) for b in lstm_cell.state_bounds())
-    np.testing.assert_array_equal(upper, [1, 1, np.inf, np.inf])
-    np.testing.assert_array_equal(lower, -upper)
-    np.testing.assert_array_equal(lstm_cell.output(jnp.arange(4.0)), [0.0, 1.0])
-    gru_cell, _ = rnndyn.from_equinox(_eqx_module("gru", n=2))
-    assert [float(b) for b in gru_cell.state_bounds()] == [-1.0, 1.0]
 
 
 def test_equinox_generic_module():
