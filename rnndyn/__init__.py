@@ -9,6 +9,9 @@ Core API::
     j_rec, j_inp = rnndyn.jacobians(cell, params, fps.points, fps.inputs)
     values, right, left = rnndyn.eig(j_rec)
 
+    # a trained PyTorch or equinox network
+    cell, params = rnndyn.from_torch(torch_gru)   # or rnndyn.from_equinox(eqx_cell)
+
     # a trained classifier, end to end (docs/analysis.md)
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
@@ -30,6 +33,7 @@ from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnndyn.config import TrainConfig
+from rnndyn.convert import from_equinox, from_torch
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
@@ -64,8 +68,10 @@ __all__ = [
     "eig",
     "find_fixed_points",
     "fixed_points",
+    "from_equinox",
     "from_flax",
     "from_function",
+    "from_torch",
     "jacobians",
     "linear_step",
     "Linearization",

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_checks", "_records", "_io"),  # checks, records, atomic writes: no rnndyn imports
     ("config",),  # settings (TrainConfig, AnalysisConfig), checked with _checks
     ("cells",),
+    ("convert",),  # torch and equinox models as cells
     ("linearize",),  # Jacobians, eigenmodes, spectra
     ("fixed_points",),  # its deflation follows eigenvectors: uses linearize
     ("manifold",),  # geometry of point sets

@@ -9,11 +9,11 @@ host with the parameters and the point cast to float64:
 2. Newton steps ``δ = −(J − I)⁺ r`` (pseudo-inverse: singular directions of a continuum
    are left alone). A root is certified when the steps contract (each at most half the
    last), reach the float64 floor of the residual, stay inside the cell's box, and add up
-   to at most ``radius`` (``distinct_tol``): a root lies that close to the point. A slow
+   to at most ``radius`` (``merge_distance``): a root lies that close to the point. A slow
    point on a near-continuum (``σ_min(J − I) ≈ 1e-4``, the residual along the near-null
    direction), a residual that only vanishes asymptotically (``h ↦ h + e^{−h}``) or a
    plateau (``F(h) = h + δ``) fails this and stays a ``SLOW_POINT``.
-3. A certified root with ``σ_min(J − I) < continuum_tol`` is checked for a continuum:
+3. A certified root with ``σ_min(J − I) < continuum_sigma`` is checked for a continuum:
    from the root, step ``±ε`` along each near-null right singular vector and refine; if
    both neighbours along a direction are roots where they stand (their Newton
    displacement is at most a tenth of ``ε``, curvature allowed), the root lies on a
@@ -151,7 +151,7 @@ def certify(
     *,
     tol: float,
     radius: float,
-    continuum_tol: float,
+    continuum_sigma: float,
     batch: int | None = None,
 ) -> Certificate:
     """Certify the candidates with ``status == SLOW_POINT`` (below ``tol`` in the search).
@@ -161,7 +161,7 @@ def certify(
       points: ``(K, S)`` candidates; status: ``(K,)`` their search outcomes.
       inputs: ``(K, M)``; bounds: ``(lower, upper)`` ``(K, S)`` of the cell's box.
       tol: threshold on ``q``; radius: how close a certified root must be to the point;
-      continuum_tol: ``σ_min(J − I)`` below which a root is checked for a continuum.
+      continuum_sigma: ``σ_min(J − I)`` below which a root is checked for a continuum.
       batch: rows per call (memory), default all.
 
     Returns:
@@ -196,12 +196,12 @@ def certify(
                             upper[reps][try_])  # fmt: skip
             root[try_] = ok
             dist[try_] = np.where(ok, np.linalg.norm(r_pts - pts[reps][try_], axis=1), first[try_])
-            check = try_[ok & (s_rep[try_] < continuum_tol)]
+            check = try_[ok & (s_rep[try_] < continuum_sigma)]
             if check.size:
                 r_check = r_pts[np.searchsorted(try_, check)]
                 eps = NEIGHBOUR_STEP * np.maximum(1.0, np.max(np.abs(r_check), axis=1))
                 cont[check] = _bucketed(
-                    lambda h, x, e: kern.neighbours(p64, h, x, e, continuum_tol),
+                    lambda h, x, e: kern.neighbours(p64, h, x, e, continuum_sigma),
                     (r_check, xs[reps][check], eps), batch,
                 )  # fmt: skip
     q64[idx] = q_all

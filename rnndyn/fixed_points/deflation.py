@@ -30,12 +30,12 @@ __all__ = ["count_distinct_roots", "deflate"]
 _RESEED_STEPS = (0.05, 0.25)  # seed distances from a root, times sqrt(S)
 
 
-def count_distinct_roots(points, inputs, status, distinct_tol: float) -> int:
-    """Certified roots (``ROOT`` or ``CONTINUUM``) that are ``distinct_tol`` apart."""
+def count_distinct_roots(points, inputs, status, merge_distance: float) -> int:
+    """Certified roots (``ROOT`` or ``CONTINUUM``) that are ``merge_distance`` apart."""
     roots = np.isin(np.asarray(status), [Status.ROOT, Status.CONTINUUM])
     if not np.any(roots):
         return 0
-    leader = cluster(np.asarray(points)[roots], np.asarray(inputs)[roots], distinct_tol)
+    leader = cluster(np.asarray(points)[roots], np.asarray(inputs)[roots], merge_distance)
     return int(np.unique(leader).size)
 
 
@@ -49,7 +49,7 @@ def deflate(
     inputs: Any,
     h0: Any,
     bounds: tuple[Any, Any],
-    distinct_tol: float,
+    merge_distance: float,
 ) -> tuple[Outcome, Certificate, int]:
     """One deflation round; returns the updated outcome and certificate and the number
     of new distinct roots.
@@ -63,7 +63,7 @@ def deflate(
     isolated = np.flatnonzero(status == Status.ROOT)
     if isolated.size == 0:
         return out, cert, 0
-    reps = isolated[np.unique(cluster(points[isolated], x_all[isolated], distinct_tol))]
+    reps = isolated[np.unique(cluster(points[isolated], x_all[isolated], merge_distance))]
     keep = np.isin(status, [int(s) for s in SLOW]) & (status != Status.ROOT)
     keep[reps] = True
     redo = np.flatnonzero(~keep)
@@ -83,9 +83,9 @@ def deflate(
               (jnp.asarray(roots), jnp.asarray(mask)))  # fmt: skip
     new = jax.tree_util.tree_map(lambda a: a[: redo.size], new)
     new_cert = certify(new, inputs[redo], sub_bounds)
-    # accept a rerun only where it is a root not within distinct_tol of a known one
+    # accept a rerun only where it is a root not within merge_distance of a known one
     is_root = np.isin(new_cert.status, [Status.ROOT, Status.CONTINUUM])
-    far = _far_from(np.asarray(new.points), x_all[redo], known, known_x, distinct_tol)
+    far = _far_from(np.asarray(new.points), x_all[redo], known, known_x, merge_distance)
     take = is_root & far
     if not np.any(take):
         return out, cert, 0
@@ -95,7 +95,7 @@ def deflate(
     )
     cert = Certificate(*(_put(c, rows_taken, n[take]) for c, n in zip(cert, new_cert, strict=True)))
     found = count_distinct_roots(np.asarray(new.points)[take], x_all[rows_taken],
-                                 new_cert.status[take], distinct_tol)  # fmt: skip
+                                 new_cert.status[take], merge_distance)  # fmt: skip
     return out, cert, found
 
 

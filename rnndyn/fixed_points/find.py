@@ -181,7 +181,7 @@ def _certify_outcome(cell, params, out, inputs, bounds, *, enabled, tol, radius,
         return certificate.Certificate(status, nan, nan.copy(), nan.copy())
     return certificate.certify(
         cell, params, out.points, status, inputs, bounds, tol=tol, radius=radius,
-        continuum_tol=continuum_sigma, batch=batch,
+        continuum_sigma=continuum_sigma, batch=batch,
     )  # fmt: skip
 
 

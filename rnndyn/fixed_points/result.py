@@ -52,11 +52,11 @@ class Status(enum.IntEnum):
 
 _MESSAGES = {
     Status.ROOT: "an isolated root: q < tol, and float64 Newton steps from the point converge "
-    "quadratically to a root within distinct_tol of it",
+    "quadratically to a root within merge_distance of it",
     Status.CONTINUUM: "a root on a continuum of roots (line or plane attractor): a certified "
     "root whose neighbours along the near-null directions of J - I are roots too",
     Status.SLOW_POINT: "a slow point: q < tol (also in float64) but no root is certified "
-    "within distinct_tol (near a continuum, an asymptotic no-root, or a plateau of q)",
+    "within merge_distance (near a continuum, an asymptotic no-root, or a plateau of q)",
     Status.STALLED: "q stalled above tol: a local minimum of q that is not slow enough",
     Status.MAX_STEPS: "hit the step cap with q still above tol and decreasing",
     Status.DIVERGED: "the state or q became NaN or inf",
