@@ -30,7 +30,7 @@ from rnndyn import (
     words,
 )
 from rnndyn.analysis import Analysis, analyze
-from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
+from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Linear, Vanilla, from_flax, from_function
 from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnndyn.config import TrainConfig
 from rnndyn.convert import from_equinox, from_torch
@@ -55,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GRU",
+    "Linear",
     "LSTM",
     "UGRNN",
     "Cell",

@@ -231,6 +231,28 @@ class Vanilla(_GatedCell):
 
 
 @dataclasses.dataclass(frozen=True)
+class Linear(_GatedCell):
+    """Linear RNN: ``h' = h W_h + x W_x + b``, i.e. ``h' = A h + B x + b`` with
+    ``A = W_hᵀ``, ``B = W_xᵀ``. Study A's "linear RNN trained directly". ``W_h`` starts as
+    0.9 times an orthogonal matrix (every mode decays, slowly); biases at zero. Its
+    Jacobian is ``A`` everywhere, so its eigen-analysis is exact. The state is unbounded.
+    """
+
+    def init(self, key: Array, input_size: int) -> Params:
+        params = super().init(key, input_size)
+        return {**params, "W_h": 0.9 * params["W_h"]}
+
+    def state_bounds(self) -> None:  # type: ignore[override]
+        return None
+
+    def _update(self, extras, gx, gh, state):
+        return gx + gh
+
+    def _update_vjp(self, extras, gx, gh, state, d_new):
+        return {}, d_new, d_new, jnp.zeros_like(state)
+
+
+@dataclasses.dataclass(frozen=True)
 class GRU(_GatedCell):
     """Gated recurrent unit with the equations of ``flax.linen.GRUCell``.
 

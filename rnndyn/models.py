@@ -22,7 +22,7 @@ import optax
 from jax import lax
 
 from rnndyn import _bptt, _checks
-from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla
+from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Linear, Vanilla
 
 Array = jax.Array
 Params = Any
@@ -30,11 +30,14 @@ Params = Any
 __all__ = ["CELLS", "Classifier", "make_cell", "cell_name"]
 
 #: Built-in cells by lower-case name, as used by checkpoints and the command line.
-CELLS: dict[str, type[Cell]] = {"vanilla": Vanilla, "gru": GRU, "lstm": LSTM, "ugrnn": UGRNN}
+CELLS: dict[str, type[Cell]] = {
+    "vanilla": Vanilla, "gru": GRU, "lstm": LSTM, "ugrnn": UGRNN, "linear": Linear,
+}  # fmt: skip
 
 
 def make_cell(name: str, hidden_size: int) -> Cell:
-    """Built-in cell from its name (``vanilla``, ``gru``, ``lstm``, ``ugrnn``; any case)."""
+    """Built-in cell from its name (``vanilla``, ``gru``, ``lstm``, ``ugrnn``, ``linear``;
+    any case)."""
     key = str(name).lower()
     if key not in CELLS:
         raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}")
@@ -70,7 +73,7 @@ def _check_tokens_mask(tokens: Any, mask: Any) -> tuple[Array, Array]:
 
 #: Built-in cells broadcast over a leading batch axis, so a batch goes through one call
 #: (the same batched matmuls that ``jax.vmap`` of the cell produces).
-_BATCHED_CELLS = (Vanilla, GRU, LSTM, UGRNN)
+_BATCHED_CELLS = (Vanilla, GRU, LSTM, UGRNN, Linear)
 
 
 def _batched_step(model: Classifier, params: Params) -> Any:

@@ -10,7 +10,7 @@ import pytest
 from rnndyn import cells
 from rnndyn.models import Classifier
 
-CELLS = [cells.Vanilla(5), cells.GRU(5), cells.LSTM(5), cells.UGRNN(5)]
+CELLS = [cells.Vanilla(5), cells.GRU(5), cells.LSTM(5), cells.UGRNN(5), cells.Linear(5)]
 
 
 def _setup(cell, vocab, steps=6, lengths=(0, 1, 6, 3)):

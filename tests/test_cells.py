@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import rnndyn
 from rnndyn import cells
 
 N, M = 5, 3
@@ -87,7 +88,27 @@ def test_vanilla_and_ugrnn_follow_their_equations():
     np.testing.assert_allclose(cells.UGRNN(N)(p, h, x), g * h + (1 - g) * c, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls", [cells.Vanilla, cells.GRU, cells.LSTM, cells.UGRNN])
+def test_linear_cell_is_affine_and_its_spectrum_is_that_of_a():
+    # h' = A h + B x + b with A = W_h^T: the Jacobian is A at every state, so the
+    # eigenvalues rnndyn reports are exactly those of A (numpy's eig as the truth)
+    cell = cells.Linear(N)
+    p = jax.tree_util.tree_map(np.asarray, cell.init(jax.random.key(5), M))
+    p["b"] = np.asarray(_rand(jax.random.key(8), (N,)))
+    h, x = np.asarray(_rand(jax.random.key(6), (N,))), np.asarray(_rand(jax.random.key(7), (M,)))
+    np.testing.assert_allclose(cell(p, h, x), p["W_h"].T @ h + p["W_x"].T @ x + p["b"],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert cell.state_bounds() is None
+    j_rec, j_inp = rnndyn.jacobians(cell, p, jnp.asarray(np.stack([h, 3 * h])), jnp.asarray(x))
+    np.testing.assert_allclose(j_rec[0], p["W_h"].T, atol=1e-6)
+    np.testing.assert_allclose(j_rec[1], p["W_h"].T, atol=1e-6)
+    np.testing.assert_allclose(j_inp[0], p["W_x"].T, atol=1e-6)
+    values = np.asarray(rnndyn.eig(j_rec[0]).values)
+    truth = np.linalg.eigvals(p["W_h"].T.astype(np.float64))
+    np.testing.assert_allclose(np.sort_complex(values), np.sort_complex(truth), atol=1e-5)
+    np.testing.assert_allclose(np.abs(truth), 0.9, atol=1e-5)  # 0.9 x orthogonal at init
+
+
+@pytest.mark.parametrize("cls", [cells.Vanilla, cells.GRU, cells.LSTM, cells.UGRNN, cells.Linear])
 def test_batched_call_equals_vmap_and_state_sizes(cls):
     cell = cls(N)
     params = cell.init(jax.random.key(0), M)
@@ -157,7 +178,7 @@ def test_bad_construction_and_params():
 @settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    name=st.sampled_from(["Vanilla", "GRU", "LSTM", "UGRNN"]),
+    name=st.sampled_from(["Vanilla", "GRU", "LSTM", "UGRNN", "Linear"]),
     n=st.integers(1, 9),
     batch=st.sampled_from([(), (3,), (2, 4)]),
 )
