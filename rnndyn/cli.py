@@ -54,6 +54,7 @@ SYNTHETIC = {
     "synthetic-ordered": "ordered",
     "synthetic-multilabel": "multilabel",
     "synthetic-ratings": "ratings",
+    "synthetic-contextual": "contextual",
 }
 
 
@@ -398,13 +399,14 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
 
     if args.dataset in SYNTHETIC:
         kind = SYNTHETIC[args.dataset]
-        gen = getattr(data.synthetic, kind)
+        gen = data.contextual.sentiment if kind == "contextual" else getattr(data.synthetic, kind)
         kw: dict[str, Any] = {}
         if args.max_length is not None:
             kw["length"] = (max(1, args.max_length // 2), args.max_length)
         kw["num_neutral"] = args.num_neutral
-        kw["evidence_strength"] = args.evidence_strength
-        extra = () if kind == "sentiment" else (args.num_classes,)
+        if kind != "contextual":  # its evidence is planted, not drawn with a strength
+            kw["evidence_strength"] = args.evidence_strength
+        extra = () if kind in ("sentiment", "contextual") else (args.num_classes,)
         # Different keys, same vocabulary: the vocabulary depends only on the task's sizes.
         k_train, k_test = jax.random.split(key)
         train = gen(k_train, *extra, args.num_examples, **kw)

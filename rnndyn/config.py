@@ -142,6 +142,14 @@ class AnalysisConfig:
     word_inputs: int = _field(
         16, "words whose embedding is used as constant input for a slow-point search (0: skip)"
     )
+    modifiers: int = _field(
+        0, "contextual processing (ICML 2020): screen this many of the most frequent words "
+        "for modifier gains, the modifier subspace, its ablation, position effects and an "
+        "extended bag of words (binary classifiers; 0: skip)",
+    )  # fmt: skip
+    linear_steps: int = _field(
+        0, "train a linear RNN (same sizes) for this many steps as a baseline (0: skip)"
+    )
     key: tuple[int, ...] | None = _field(
         None,
         "the PRNG key's data (jax.random.key_data); analyze uses it when given no key",
@@ -154,7 +162,8 @@ class AnalysisConfig:
                 _checks.check_int(name, getattr(self, name), minimum=1)
         for name in ("num_initial", "max_steps", "bow_steps", "batch_size"):
             _checks.check_int(name, getattr(self, name), minimum=1)
-        _checks.check_int("word_inputs", self.word_inputs, minimum=0)
+        for name in ("word_inputs", "modifiers", "linear_steps"):
+            _checks.check_int(name, getattr(self, name), minimum=0)
         for name in ("learning_rate", "merge_distance", "outlier_factor"):
             _checks.check_positive(name, getattr(self, name))
         for name in ("noise", "marginal_band"):

@@ -30,7 +30,8 @@ class Baseline:
       accuracy: accuracy on the analysed examples, which it was not fit on (``held_out``);
         when it had to be fit on them (too few other examples), the same as
         ``train_accuracy`` and ``held_out`` is false.
-      num_fit: examples it was fit on.
+      num_fit: examples it was fit on; fit_index: ``(num_fit,)`` their indices in the
+        training data.
       held_out: whether ``accuracy`` is measured on examples it was not fit on.
     """
 
@@ -40,6 +41,7 @@ class Baseline:
     train_accuracy: float
     accuracy: float
     num_fit: int
+    fit_index: np.ndarray
     held_out: bool = static(True)
 
 
@@ -84,5 +86,6 @@ def bag_of_words(
         train_accuracy=float(bow.accuracy),
         accuracy=accuracy if held_out else float(bow.accuracy),
         num_fit=int(len(fit_rows)),
+        fit_index=np.asarray(fit_rows, np.int64),
         held_out=bool(held_out),
     )

@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Caveat", "detect", "details"]
+__all__ = ["ONE_STEP_LIMIT", "Caveat", "detect", "details"]
+
+#: One-step relative error of the linearisation above which it is called unfaithful
+#: (study A reports ~10%; a gap the study itself reports is no caveat).
+ONE_STEP_LIMIT = 0.30
 
 
 class Caveat(enum.Enum):
@@ -53,6 +57,12 @@ class Caveat(enum.Enum):
         "note",
         "the visited states and the slow points need different numbers of PCs; the rule "
         "took one of them (set manifold_dim, --manifold-dim, to choose)",
+    )
+    LINEARISATION_ERROR = (
+        "warning",
+        "the one-step error of the linearisation at the nearest slow point is far above "
+        "study A's ~10%: the dynamics near these points are not locally linear, so the "
+        "slow points and their spectra describe the network poorly",
     )
     NO_WORD_INPUT_POINTS = (
         "note",
@@ -95,6 +105,8 @@ def detect(a: Any) -> tuple[Caveat, ...]:
         found.append(Caveat.UNSTABLE_REFERENCE)
     if a.geometry.dimension_rule.startswith("states ") and n_kept > 2:
         found.append(Caveat.DIMENSION_DISAGREEMENT)
+    if a.fidelity.one_step_median > ONE_STEP_LIMIT:
+        found.append(Caveat.LINEARISATION_ERROR)
     if a.word_inputs is not None and not np.isfinite(a.word_inputs.correlation):
         found.append(Caveat.NO_WORD_INPUT_POINTS)
     if not a.baseline.held_out:
@@ -113,6 +125,8 @@ def details(c: Caveat, a: Any) -> str:
         return f"median q where the search ended {level}, tol {cand.tol:.2g}; {counts}"
     if c is Caveat.UNSTABLE_REFERENCE:
         return f"|λ1| {a.reference.spectral_radius:.3f} at the reference point"
+    if c is Caveat.LINEARISATION_ERROR:
+        return f"median {a.fidelity.one_step_median:.0%}, limit {ONE_STEP_LIMIT:.0%}"
     if c is Caveat.DIMENSION_DISAGREEMENT:
         return a.geometry.dimension_rule
     if c is Caveat.BASELINE_NOT_HELD_OUT:

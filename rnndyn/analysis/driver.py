@@ -15,7 +15,10 @@ from rnndyn import words as wd
 from rnndyn.analysis._common import Log, same_prediction, token_counts
 from rnndyn.analysis.baseline import bag_of_words
 from rnndyn.analysis.caveats import detect
+from rnndyn.analysis.context import contextual_processing
+from rnndyn.analysis.fidelity import fidelity
 from rnndyn.analysis.geometry import geometry
+from rnndyn.analysis.linear_rnn import train_linear_rnn
 from rnndyn.analysis.linearized import linearized, linearized_logits
 from rnndyn.analysis.network import run_network
 from rnndyn.analysis.points import search_slow_points
@@ -82,7 +85,7 @@ def analyze(
     model, params = _resolve_model(model, params)
     _checks.check_finite_params("params", jax.device_get(params))
     train_data = _check_inputs(model, data, train_data, config)
-    k_sub, k_init, k_pca, k_words = jax.random.split(key, 4)
+    k_sub, k_init, k_pca, k_words, k_linear, k_context = jax.random.split(key, 6)
     index, sel_index, rng = _subsets(data, train_data, config.max_examples, k_sub)
     batch = min(config.batch_size, len(index))
     run = run_network(model, params, data, index, batch_size=batch, rng=rng)
@@ -118,6 +121,22 @@ def analyze(
         batch_size=batch, selection=(train_data, sel_index, sel_full),
     )  # fmt: skip
     inputs = _word_inputs(model, params, points, baseline, effects.words, k_words, tol, config)
+    fid = fidelity(model, params, data, index, lin, x_star, rng=rng, batch_size=batch)
+    log(f"one-step linearisation error: median {fid.one_step_median:.3f}")
+    linear = None
+    if config.linear_steps:
+        linear = train_linear_rnn(model, train_data, data, index, key=k_linear,
+                                  steps=config.linear_steps, batch_size=batch)  # fmt: skip
+        log(f"linear RNN trained directly: accuracy {linear.accuracy:.4f}")
+    context = None
+    if config.modifiers:
+        context = contextual_processing(
+            model, params, data, index, train_data, run, points.kept.points, spec, ref, geo,
+            baseline, x_star,
+            key=k_context, candidates=config.modifiers, bow_steps=config.bow_steps,
+        )  # fmt: skip
+        if context is not None:
+            log(f"contextual processing: {len(context.words)} words screened")
     prediction = wd.predict_dimension(
         train_data.tokens, train_data.labels, model.vocab_size, lengths=train_data.lengths,
         num_classes=model.num_classes, multilabel=model.multilabel, threshold=config.threshold,
@@ -125,6 +144,7 @@ def analyze(
     result = Analysis(
         points=points, spectra=spec, reference=ref, geometry=geo, baseline=baseline,
         word_effects=effects, linearized=lin_acc, word_inputs=inputs, prediction=prediction,
+        fidelity=fid, linear_rnn=linear, contextual=context,
         seconds=log.seconds, model=_describe(model),
         dataset=str(getattr(data, "name", "") or ""), settings=config,
     )  # fmt: skip

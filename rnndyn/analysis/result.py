@@ -14,7 +14,10 @@ from rnndyn._records import record, static
 from rnndyn.analysis import codec
 from rnndyn.analysis.baseline import Baseline
 from rnndyn.analysis.caveats import details
+from rnndyn.analysis.context import Contextual
+from rnndyn.analysis.fidelity import STUDY_ONE_STEP_ERROR, Fidelity
 from rnndyn.analysis.geometry import Geometry
+from rnndyn.analysis.linear_rnn import LinearRNN
 from rnndyn.analysis.linearized import LinearizedAccuracy
 from rnndyn.analysis.points import SlowPoints
 from rnndyn.analysis.reference import Reference
@@ -40,6 +43,11 @@ class Analysis:
       word_effects: ``WordEffects``; linearized: ``LinearizedAccuracy``;
       word_inputs: ``WordInputs`` (``None`` if not asked for or no slow point);
       prediction: ``words.DimensionPrediction`` from word counts of the training data.
+      fidelity: ``Fidelity``: study A's measurements of the linearisation (one-step and
+        iterated errors, nonlinearity curve).
+      linear_rnn: ``LinearRNN`` trained directly (``None`` unless asked for).
+      contextual: ``Contextual`` processing: modifiers, their subspace and ablation,
+        position effects, extended bag of words (``None`` unless asked for).
       seconds: wall-clock time of the analysis.
       caveats: ``Caveat`` members that apply (``summary()`` renders them first).
       model: description of the classifier (cell, sizes, classes).
@@ -57,6 +65,9 @@ class Analysis:
     linearized: LinearizedAccuracy
     word_inputs: WordInputs | None
     prediction: wd.DimensionPrediction
+    fidelity: Fidelity
+    linear_rnn: LinearRNN | None
+    contextual: Contextual | None
     seconds: float
     caveats: tuple = static(())
     model: dict = static(None)
@@ -164,6 +175,7 @@ def _summary_lines(a: Analysis) -> list[str]:
         f"{_num(lin.nearest, '.3f', no_point)}, along the trajectory under x* "
         f"{lin.trajectory:.3f}"
     )
+    lines += _fidelity_lines(a)
     if a.word_inputs is not None:
         wi = a.word_inputs
         lines.append(
@@ -173,12 +185,59 @@ def _summary_lines(a: Analysis) -> list[str]:
     return lines
 
 
+def _fidelity_lines(a: Analysis) -> list[str]:
+    """Study A's linearisation measurements, the linear RNN and contextual processing."""
+    f, lines = a.fidelity, []
+    if np.isfinite(f.one_step_median):
+        it = ", ".join(f"{int(k)} steps {e:.0%}" for k, e in zip(f.steps, f.iterated, strict=True)
+                       if np.isfinite(e) and k in (8, 64))  # fmt: skip
+        lines.append(
+            f"linearisation as study A measured it: one-step relative error at the nearest "
+            f"slow point median {f.one_step_median:.0%} (study A: about "
+            f"{STUDY_ONE_STEP_ERROR:.0%}); iterated {it or 'n/a (documents too short)'}"
+        )
+    curve = ", ".join(f"{g:.2f} at ε {e:g}" for e, g in zip(f.epsilons, f.agreement, strict=True)
+                      if e in (0.05, 0.5, 1.0))  # fmt: skip
+    lines.append(
+        f"trajectory linearisation vs network on inputs x* + ε (x − x*): agreement {curve}"
+    )
+    lin, base = a.linearized, a.baseline
+    if a.linear_rnn is not None:
+        lines.append(
+            f"linear RNN trained directly: accuracy {a.linear_rnn.accuracy:.3f} (network "
+            f"{lin.full:.3f}, bag of words {base.accuracy:.3f}; study A: about 3 points below "
+            "the LSTM)"
+        )
+    c = a.contextual
+    if c is not None:
+        top = "; ".join(
+            f"{m['word']} ×{m['gain']:.2f}, reach {m['reach']:.1f}" for m in c.ranked(4)
+        )
+        side = "on opposite sides" if c.opposite_sides else "not on opposite sides"
+        recovered = _num(c.recovered, ".0%", "n/a (the network gains under 1 point)")
+        pos = c.position_effect
+        before = np.median(np.abs(c.gain[: len(c.ablated_gain), 0] - 1))
+        after = np.median(np.abs(c.ablated_gain - 1))
+        lines += [
+            f"modifiers (gain on the next word beyond moving along the line): {top}",
+            f"modifier subspace {c.subspace_dimension}-D; intensifiers and attenuators {side}; "
+            f"projected out: |gain − 1| on the next word {before:.2f} → {after:.2f} (median), "
+            f"accuracy {c.accuracy:.3f} → {c.ablated_accuracy:.3f}",
+            f"position: a word at the start weighs ×{pos[0]:.2f}, at the end ×{pos[-1]:.2f} of "
+            "the average",
+            f"extended bag of words {c.extended_accuracy:.3f} (bag of words "
+            f"{c.bow_accuracy:.3f}, network {lin.full:.3f}): recovers {recovered} of the "
+            "network's gain (study: over 90%)",
+        ]
+    return lines
+
+
 # the records a report may contain, by name (for the codec)
 RECORDS = {
     c.__name__: c
     for c in (
-        Analysis, SlowPoints, FixedPoints, Spectra, Reference, Geometry, Baseline, WordEffects,
-        LinearizedAccuracy, WordInputs, AnalysisConfig, mf.Dimension, mf.IntrinsicDimension,
-        wd.DimensionPrediction,
+        Analysis, SlowPoints, FixedPoints, Spectra, Fidelity, LinearRNN, Contextual,
+        Reference, Geometry, Baseline, WordEffects, LinearizedAccuracy, WordInputs,
+        AnalysisConfig, mf.Dimension, mf.IntrinsicDimension, wd.DimensionPrediction,
     )
 }  # fmt: skip

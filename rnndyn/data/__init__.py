@@ -8,7 +8,7 @@ Every source returns a :class:`Dataset` (padded int32 tokens, lengths, labels, v
     imdb = data.load("imdb_reviews", "train")                 # needs tensorflow-datasets
 """
 
-from rnndyn.data import synthetic, text
+from rnndyn.data import contextual, synthetic, text
 from rnndyn.data.dataset import PAD, PAD_ID, UNK, UNK_ID, Dataset
 from rnndyn.data.local import load_local
 from rnndyn.data.synthetic import categorical, multilabel, ordered, sentiment
@@ -24,6 +24,7 @@ __all__ = [
     "Dataset",
     "build_vocab",
     "categorical",
+    "contextual",
     "encode",
     "load",
     "load_local",
