@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn import _checks
+from rnndyn import _blas, _checks
 from rnndyn.cells import Cell, validate
 
 Array = jax.Array
@@ -123,11 +123,14 @@ def eig(matrices: Array) -> Eigen:
     if j.shape[-1] == 0:
         raise ValueError(f"matrices is empty (shape {tuple(j.shape)}); expected S >= 1")
     _checks.check_finite("matrices", j)
-    values, right = _eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)
-    order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
-    values = jnp.take_along_axis(values, order, axis=-1)
-    right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
-    return Eigen(values=values, right=right, left=jnp.linalg.inv(right))
+    with _blas.single_threaded():  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
+        values, right = _eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)
+        order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
+        values = jnp.take_along_axis(values, order, axis=-1)
+        right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
+        out = Eigen(values=values, right=right, left=jnp.linalg.inv(right))
+        # dispatch is asynchronous: wait for LAPACK before the thread count comes back
+        return out if _checks.is_traced(j) else jax.block_until_ready(out)
 
 
 def _off_cpu(x: Array) -> bool:

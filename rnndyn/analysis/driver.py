@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn import _checks
+from rnndyn import _blas, _checks
 from rnndyn import words as wd
 from rnndyn.analysis._common import Log, same_prediction, token_counts
 from rnndyn.analysis.baseline import bag_of_words
@@ -37,6 +37,7 @@ __all__ = ["SELECTION_EXAMPLES", "analyze"]
 SELECTION_EXAMPLES = 256
 
 
+@_blas.single_threaded()  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
 def analyze(
     model: Classifier | Checkpoint | str | os.PathLike,
     data: Any,
