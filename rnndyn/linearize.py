@@ -491,6 +491,9 @@ def run_linearized(
 
 @functools.partial(jax.jit, static_argnums=4)
 def _run_linearized(lin, state0, xs, mask, switch):
+    if lin.points.shape[0] == 1:  # one linear system for every sequence and step
+        return _run_one_system(lin, state0, xs, mask)
+
     def one(h0, x_seq, m_seq):
         k0 = nearest_point(lin.points, h0)
 
@@ -504,6 +507,21 @@ def _run_linearized(lin, state0, xs, mask, switch):
         return jax.lax.scan(step, h0, (x_seq, m_seq))[1]
 
     return jax.vmap(one)(state0, xs, mask)
+
+
+def _run_one_system(lin, state0, xs, mask):
+    """``_run_linearized`` with a single point: the steps of all sequences as matrix
+    products (the input terms for every step at once), not a matrix gathered per
+    sequence and step."""
+    point, x_star, j_rec, j_inp = lin.points[0], lin.inputs[0], lin.j_rec[0], lin.j_inp[0]
+    drive = jnp.swapaxes((xs - x_star) @ j_inp.T, 0, 1)  # (T, B, S)
+
+    def step(h, inp):
+        d, m = inp
+        h = jnp.where(m[:, None], point + (h - point) @ j_rec.T + d, h)
+        return h, h
+
+    return jnp.swapaxes(jax.lax.scan(step, state0, (drive, mask.T))[1], 0, 1)
 
 
 def run_trajectory(
