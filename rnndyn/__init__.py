@@ -32,6 +32,7 @@ from rnndyn import (
 from rnndyn.analysis import Analysis, analyze
 from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Vanilla, from_flax, from_function
 from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rnndyn.compilation_cache import enable_compilation_cache
 from rnndyn.config import TrainConfig
 from rnndyn.convert import from_equinox, from_torch
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
@@ -66,6 +67,7 @@ __all__ = [
     "cells",
     "data",
     "eig",
+    "enable_compilation_cache",
     "find_fixed_points",
     "fixed_points",
     "from_equinox",

@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the result is identical to an uninterrupted run",
     )
     out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(out)
 
     a = sub.add_parser(
         "analyze",
@@ -296,9 +297,34 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
     )
     _add_local_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(p)
     p.add_argument(
         "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
     )
+
+
+def _add_cache_flag(group: Any) -> None:
+    group.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="do not keep compiled programs for later runs (default: kept in "
+        "$RNNDYN_COMPILATION_CACHE, else $XDG_CACHE_HOME/rnndyn/jax or ~/.cache/rnndyn/jax; "
+        "RNNDYN_COMPILATION_CACHE=0 also turns it off)",
+    )
+
+
+def _compilation_cache(args: argparse.Namespace) -> None:
+    """Turn JAX's persistent compilation cache on unless the flag or the environment
+    says not to: a later run loads what this one compiled. A folder that cannot be
+    created costs a warning, not the run."""
+    from rnndyn import compilation_cache
+
+    if getattr(args, "no_compilation_cache", False) or compilation_cache.env_disabled():
+        return
+    try:
+        compilation_cache.enable_compilation_cache()
+    except OSError as err:
+        print(f"rnndyn: warning: no compilation cache ({_one_line(err)})", file=sys.stderr)
 
 
 def _add_local_flags(group: Any) -> None:
@@ -710,12 +736,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prefix = f"rnndyn {args.command}: error:"
     try:
-        if args.command == "train":
-            return run_train(args)
-        if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
-            return _REPORT_COMMANDS.get(args.command, run_report)(args)
-        if args.command == "analyze":
-            return run_analyze(args)
+        _compilation_cache(args)
+        from rnndyn import _blas
+
+        with _blas.single_threaded():  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
+            if args.command == "train":
+                return run_train(args)
+            if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
+                return _REPORT_COMMANDS.get(args.command, run_report)(args)
+            if args.command == "analyze":
+                return run_analyze(args)
     except (ValueError, OSError) as err:  # bad arguments, data, files: no traceback
         print(f"{prefix} {_one_line(err)}", file=sys.stderr)
         return 2
@@ -777,6 +807,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
     d.add_argument("--steps", type=int, default=1000, help="training steps")
     d.add_argument("--seed", type=int, default=0, help="seed of the data, training and analysis")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(d)
 
 
 def run_report(args: argparse.Namespace) -> int:
