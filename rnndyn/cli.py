@@ -16,10 +16,12 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
+# Only the settings here: JAX and everything that uses it are imported by the command
+# that needs them, after the arguments are parsed (``rnndyn --help`` loads no JAX).
 from rnndyn.config import AnalysisConfig, TrainConfig
-from rnndyn.models import CELLS
 
 __all__ = [
+    "CELL_NAMES",
     "DEFAULT_TEST_FRACTION",
     "SYNTHETIC",
     "TRAIN_FLAGS",
@@ -28,6 +30,10 @@ __all__ = [
     "config_from_args",
     "main",
 ]
+
+#: The built-in cells' names (``rnndyn.models.CELLS``, which needs JAX; a test keeps the
+#: two equal).
+CELL_NAMES = ("gru", "lstm", "ugrnn", "vanilla")
 
 #: Held-out fraction of a local --dataset when no --test file is given.
 DEFAULT_TEST_FRACTION = 0.2
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = t.add_argument_group("model")
-    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(sorted(CELLS)))
+    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(CELL_NAMES))
     model.add_argument("--hidden", type=int, default=128, help="hidden units N of the cell")
     model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
 
@@ -403,8 +409,8 @@ def _check_args(args: argparse.Namespace) -> None:
             f"{list(SYNTHETIC) + list(_real_names())} or the path of a local .csv/.tsv/.jsonl "
             "file or class-folder directory"
         )
-    if args.cell.lower() not in CELLS:
-        raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
+    if args.cell.lower() not in CELL_NAMES:
+        raise ValueError(f"unknown cell {args.cell!r}; expected one of {list(CELL_NAMES)}")
     _check_at_least_one(
         args, ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size")
     )

@@ -104,6 +104,56 @@ def test_top_level_help(capsys):
     assert "train" in capsys.readouterr().out
 
 
+def _modules_after(code):
+    """The modules a fresh interpreter has imported after running ``code``."""
+    import json
+    import subprocess
+    import sys
+
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, check=True).stdout  # fmt: skip
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_jax():
+    # `rnndyn --help` (and every subcommand's --help) answers before JAX is imported.
+    code = (
+        "from rnndyn import cli\n"
+        "for argv in (['--help'], ['train', '--help'], ['analyze', '--help'], "
+        "['demo', '--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass"
+    )
+    modules = _modules_after(code)
+    assert "rnndyn.cli" in modules
+    heavy = {"jax", "jaxlib", "flax", "optax", "scipy", "rnndyn.models", "rnndyn.analysis"}
+    assert not heavy & modules, sorted(heavy & modules)
+
+
+def test_import_rnndyn_is_lazy():
+    assert "jax" not in _modules_after("import rnndyn")
+    assert "jax" in _modules_after("import rnndyn; rnndyn.GRU")
+    import rnndyn
+
+    assert rnndyn.GRU is rnndyn.cells.GRU and rnndyn.analyze is rnndyn.analysis.analyze
+    assert set(rnndyn.__all__) <= set(dir(rnndyn))
+    for name in rnndyn.__all__:
+        assert getattr(rnndyn, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rnndyn.nope  # noqa: B018
+
+
+def test_cell_names_are_the_models_cells():
+    from rnndyn.cli import CELL_NAMES
+    from rnndyn.models import CELLS
+
+    assert sorted(CELL_NAMES) == sorted(CELLS)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
