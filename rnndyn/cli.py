@@ -460,6 +460,7 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
             max_length=max_length,
             vocab_size=args.vocab_size,
             cache_dir=args.cache_dir,
+            verbose=not getattr(args, "quiet", False),
         )
     download = not args.no_download
     train = data.load(
@@ -485,6 +486,8 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """``rnndyn train``: returns the exit status."""
+    if not args.quiet:  # a first line before JAX is imported and the data are read
+        print(f"[train] loading {args.dataset}", file=sys.stderr, flush=True)
     import jax
 
     from rnndyn.checkpoint import check_writable, save_checkpoint
@@ -504,6 +507,10 @@ def run_train(args: argparse.Namespace) -> int:
     k_data, k_train = jax.random.split(jax.random.key(args.seed))
     t0 = time.perf_counter()
     train_data, test_data = load_data(args, k_data)
+    if not args.quiet:
+        print(f"[train] {len(train_data):,} training and {len(test_data):,} test examples, "
+              f"{len(train_data.vocab):,} words; {args.cell.lower()} with {args.hidden} units",
+              file=sys.stderr, flush=True)  # fmt: skip
     model = Classifier(
         cell=make_cell(args.cell, args.hidden),
         vocab_size=len(train_data.vocab),
@@ -631,7 +638,7 @@ def _local_for_analysis(args: argparse.Namespace, ckpt: Any, path: str, flag: st
         multilabel=model.multilabel or args.multilabel,
         num_classes=None if _is_dir(path) else model.num_classes, encoding=args.encoding,
         vocab=ckpt.vocab, max_length=int(ckpt.metadata.get("args", {}).get("max_length") or 400),
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, verbose=not args.quiet,
     )  # fmt: skip
     if ds.num_classes != model.num_classes:
         raise ValueError(
@@ -657,6 +664,7 @@ def _rebuilt(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
         if getattr(args, name) is not None:
             setattr(targs, name, getattr(args, name))
     targs.no_download = targs.no_download or args.no_download
+    targs.quiet = args.quiet  # progress lines while the data are read
     local = "dataset" in relative or _is_local(targs.dataset)
     if local and not os.path.exists(targs.dataset):
         raise ValueError(
@@ -683,6 +691,8 @@ def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
 
     Returns the checkpoint, the analysed data, the ``Analysis`` and the JSON path.
     """
+    if not args.quiet:  # a first line before JAX is imported and the data are read
+        print(f"[analyze] loading {args.checkpoint} and its data", file=sys.stderr, flush=True)
     import jax
 
     from rnndyn.analysis import analyze
