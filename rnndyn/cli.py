@@ -785,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ------------------------------------------------------------ report and demo commands
 
 #: Settings of ``rnndyn demo``: a GRU on synthetic sentiment with long, sparse documents
-#: (the line attractor of Maheswaranathan et al. 2019 in one to two minutes on a CPU).
+#: (the line attractor of Maheswaranathan et al. 2019 in under a minute on a CPU).
 DEMO_TRAIN = (
     "--dataset", "synthetic-sentiment", "--cell", "gru", "--hidden", "16",
     "--embed-size", "16", "--max-length", "100", "--num-neutral", "100",
@@ -815,7 +815,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
         help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
         description="The main job end to end: train a GRU on the embedded synthetic sentiment "
         "task, reverse engineer it (fixed points, spectra, manifold, word effects, "
-        "linearisation) and write the figures and report.html to --out. One to two minutes on "
+        "linearisation) and write the figures and report.html to --out. Under a minute on "
         "a 2-core CPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
