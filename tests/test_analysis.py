@@ -647,3 +647,17 @@ def test_real_reviews(cell):
     if cell == "gru":
         assert lin.full - lin.initial <= 0.03
         assert we.correlation >= 0.5
+
+
+def test_stages_beside_the_main_thread_see_its_jax_settings():
+    # analyze runs the bag of words and the word-input searches in a worker thread; the
+    # caller's thread-local jax.enable_x64 / jax.default_device must hold there too.
+    from rnndyn.analysis import driver
+
+    def settings():
+        return jax.config.jax_enable_x64, jax.config.jax_default_device
+
+    cpu = jax.devices("cpu")[0]
+    with jax.enable_x64(True), jax.default_device(cpu):
+        assert driver._beside(settings).result() == (True, cpu)
+    assert driver._beside(settings).result() == settings()

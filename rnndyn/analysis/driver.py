@@ -38,6 +38,19 @@ __all__ = ["SELECTION_EXAMPLES", "analyze"]
 #: core busy, and XLA runs the programs of two threads at once. The results are the same.
 _BESIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rnndyn-analyze")
 
+
+def _beside(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on ``_BESIDE`` under the caller's thread-local JAX settings
+    (``jax.enable_x64``, ``jax.default_device``), which a new thread would not see."""
+    x64, device = jax.config.jax_enable_x64, jax.config.jax_default_device
+
+    def call():
+        with jax.enable_x64(x64), jax.default_device(device):
+            return fn(*args, **kwargs)
+
+    return _BESIDE.submit(call)
+
+
 #: Examples (of ``train_data``) on which the faithful reference is chosen and the
 #: readout recentred.
 SELECTION_EXAMPLES = 256
@@ -94,7 +107,7 @@ def analyze(
     batch = min(config.batch_size, len(index))
     run = run_network(model, params, data, index, batch_size=batch, rng=rng)
     log(f"{len(index)} examples, {len(run.visited)} visited states, acc {run.accuracy:.4f}")
-    baseline = _BESIDE.submit(bag_of_words, model, train_data, data, index, steps=config.bow_steps)
+    baseline = _beside(bag_of_words, model, train_data, data, index, steps=config.bow_steps)
     x_star = _input_star(model, params, train_data, config.input_star)
     tol = 0.5e-8 * model.cell.state_size if config.tol is None else config.tol
     points = search_slow_points(
@@ -121,8 +134,8 @@ def analyze(
     effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
                            length=length)  # fmt: skip
     log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
-    inputs = _BESIDE.submit(_word_inputs, model, params, points, baseline, effects.words,
-                            k_words, tol, config)  # fmt: skip
+    inputs = _beside(_word_inputs, model, params, points, baseline, effects.words, k_words,
+                     tol, config)  # fmt: skip
     lin_acc = linearized(
         model, params, data, lin, None if ref is None else ref.index, run, x_star,
         batch_size=batch, selection=(train_data, sel_index, sel_full),
