@@ -16,40 +16,134 @@ Core API::
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-from rnndyn import (
-    analysis,
-    cells,
-    checkpoint,
-    config,
-    data,
-    fixed_points,
-    linearize,
-    manifold,
-    models,
-    train,
-    words,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public names and the module each comes from. They are imported on first use (PEP 562),
+#: so ``import rnndyn`` and the command line's ``--help`` load no JAX.
+_EXPORTS = {
+    "Analysis": "rnndyn.analysis",
+    "analyze": "rnndyn.analysis",
+    "GRU": "rnndyn.cells",
+    "LSTM": "rnndyn.cells",
+    "Linear": "rnndyn.cells",
+    "UGRNN": "rnndyn.cells",
+    "Cell": "rnndyn.cells",
+    "Vanilla": "rnndyn.cells",
+    "from_flax": "rnndyn.cells",
+    "from_function": "rnndyn.cells",
+    "Checkpoint": "rnndyn.checkpoint",
+    "load_checkpoint": "rnndyn.checkpoint",
+    "save_checkpoint": "rnndyn.checkpoint",
+    "enable_compilation_cache": "rnndyn.compilation_cache",
+    "TrainConfig": "rnndyn.config",
+    "from_equinox": "rnndyn.convert",
+    "from_torch": "rnndyn.convert",
+    "FixedPoints": "rnndyn.fixed_points",
+    "Status": "rnndyn.fixed_points",
+    "find_fixed_points": "rnndyn.fixed_points",
+    "sample_states": "rnndyn.fixed_points",
+    "speed": "rnndyn.fixed_points",
+    "Eigen": "rnndyn.linearize",
+    "Linearization": "rnndyn.linearize",
+    "eig": "rnndyn.linearize",
+    "jacobians": "rnndyn.linearize",
+    "linear_step": "rnndyn.linearize",
+    "linearization": "rnndyn.linearize",
+    "run_linearized": "rnndyn.linearize",
+    "run_trajectory": "rnndyn.linearize",
+    "simulate_linear": "rnndyn.linearize",
+    "time_constants": "rnndyn.linearize",
+    "Classifier": "rnndyn.models",
+    "TrainingDivergedError": "rnndyn.train",
+    "TrainResult": "rnndyn.train",
+    "evaluate": "rnndyn.train",
+    "predict_dimension": "rnndyn.words",
+}
+#: Submodules reachable as attributes (``rnndyn.cells``), also imported on first use.
+_SUBMODULES = (
+    "analysis",
+    "cells",
+    "checkpoint",
+    "compilation_cache",
+    "config",
+    "data",
+    "fixed_points",
+    "linearize",
+    "manifold",
+    "models",
+    "train",
+    "words",
 )
-from rnndyn.analysis import Analysis, analyze
-from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Linear, Vanilla, from_flax, from_function
-from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from rnndyn.config import TrainConfig
-from rnndyn.convert import from_equinox, from_torch
-from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
-from rnndyn.linearize import (
-    Eigen,
-    Linearization,
-    eig,
-    jacobians,
-    linear_step,
-    linearization,
-    run_linearized,
-    run_trajectory,
-    simulate_linear,
-    time_constants,
-)
-from rnndyn.models import Classifier
-from rnndyn.train import TrainingDivergedError, TrainResult, evaluate
-from rnndyn.words import predict_dimension
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"rnndyn.{name}")
+    else:
+        raise AttributeError(f"module 'rnndyn' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # the names above, for type checkers and editors
+    from rnndyn import (  # noqa: F401
+        analysis,
+        cells,
+        checkpoint,
+        compilation_cache,
+        config,
+        data,
+        fixed_points,
+        linearize,
+        manifold,
+        models,
+        train,
+        words,
+    )
+    from rnndyn.analysis import Analysis, analyze  # noqa: F401
+    from rnndyn.cells import (  # noqa: F401
+        GRU,
+        LSTM,
+        UGRNN,
+        Cell,
+        Linear,
+        Vanilla,
+        from_flax,
+        from_function,
+    )
+    from rnndyn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
+    from rnndyn.compilation_cache import enable_compilation_cache  # noqa: F401
+    from rnndyn.config import TrainConfig  # noqa: F401
+    from rnndyn.convert import from_equinox, from_torch  # noqa: F401
+    from rnndyn.fixed_points import (  # noqa: F401
+        FixedPoints,
+        Status,
+        find_fixed_points,
+        sample_states,
+        speed,
+    )
+    from rnndyn.linearize import (  # noqa: F401
+        Eigen,
+        Linearization,
+        eig,
+        jacobians,
+        linear_step,
+        linearization,
+        run_linearized,
+        run_trajectory,
+        simulate_linear,
+        time_constants,
+    )
+    from rnndyn.models import Classifier  # noqa: F401
+    from rnndyn.train import TrainingDivergedError, TrainResult, evaluate  # noqa: F401
+    from rnndyn.words import predict_dimension  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -67,6 +161,8 @@ __all__ = [
     "cells",
     "data",
     "eig",
+    "enable_compilation_cache",
+    "compilation_cache",
     "find_fixed_points",
     "fixed_points",
     "from_equinox",

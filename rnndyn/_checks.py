@@ -9,18 +9,26 @@ values are unknown; checks on shapes always run, since shapes are static under j
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
+
+# JAX is imported inside the functions that need it: ``rnndyn.config`` uses these checks,
+# and the command line builds its parser from the configs without loading JAX.
 
 
 def is_traced(x: Any) -> bool:
+    import jax
+
     return isinstance(x, jax.core.Tracer)
 
 
 def as_array(name: str, x: Any, *, complex_ok: bool = False) -> jax.Array:
+    import jax.numpy as jnp
+
     try:
         arr = jnp.asarray(x)
     except (TypeError, ValueError) as err:
@@ -49,6 +57,8 @@ def check_nonempty(name: str, x: jax.Array, axis: int = 0) -> None:
 
 def check_finite(name: str, tree: Any) -> None:
     """Raise if any concrete leaf of ``tree`` holds NaN or inf."""
+    import jax
+
     leaves = jax.tree_util.tree_leaves_with_path(tree)
     for path, leaf in leaves:
         if is_traced(leaf):
@@ -125,6 +135,8 @@ def check_int(name: str, value: int, minimum: int = 0) -> int:
 def check_key(name: str, key: Any) -> None:
     """Raise unless ``key`` is a JAX PRNG key: a typed key (``jax.random.key``) or a raw
     ``uint32`` key of shape ``(2,)`` (``jax.random.PRNGKey``)."""
+    import jax
+
     dtype = getattr(key, "dtype", None)
     if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if key.shape != ():
@@ -144,6 +156,8 @@ def check_key(name: str, key: Any) -> None:
 def host_rng(key: Any) -> np.random.Generator:
     """A numpy generator seeded by the bits of the JAX PRNG ``key`` (typed or raw): host-side
     randomness (batch orders, sampling) that a key reproduces."""
+    import jax
+
     return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().astype(np.uint32))
 
 

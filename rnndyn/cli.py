@@ -16,10 +16,12 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
+# Only the settings here: JAX and everything that uses it are imported by the command
+# that needs them, after the arguments are parsed (``rnndyn --help`` loads no JAX).
 from rnndyn.config import AnalysisConfig, TrainConfig
-from rnndyn.models import CELLS
 
 __all__ = [
+    "CELL_NAMES",
     "DEFAULT_TEST_FRACTION",
     "SYNTHETIC",
     "TRAIN_FLAGS",
@@ -28,6 +30,10 @@ __all__ = [
     "config_from_args",
     "main",
 ]
+
+#: The built-in cells' names (``rnndyn.models.CELLS``, which needs JAX; a test keeps the
+#: two equal).
+CELL_NAMES = ("gru", "lstm", "ugrnn", "vanilla")
 
 #: Held-out fraction of a local --dataset when no --test file is given.
 DEFAULT_TEST_FRACTION = 0.2
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = t.add_argument_group("model")
-    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(sorted(CELLS)))
+    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(CELL_NAMES))
     model.add_argument("--hidden", type=int, default=128, help="hidden units N of the cell")
     model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
 
@@ -194,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the result is identical to an uninterrupted run",
     )
     out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(out)
 
     a = sub.add_parser(
         "analyze",
@@ -297,9 +304,34 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
     )
     _add_local_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(p)
     p.add_argument(
         "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
     )
+
+
+def _add_cache_flag(group: Any) -> None:
+    group.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="do not keep compiled programs for later runs (default: kept in "
+        "$RNNDYN_COMPILATION_CACHE, else $XDG_CACHE_HOME/rnndyn/jax or ~/.cache/rnndyn/jax; "
+        "RNNDYN_COMPILATION_CACHE=0 also turns it off)",
+    )
+
+
+def _compilation_cache(args: argparse.Namespace) -> None:
+    """Turn JAX's persistent compilation cache on unless the flag or the environment
+    says not to: a later run loads what this one compiled. A folder that cannot be
+    created costs a warning, not the run."""
+    from rnndyn import compilation_cache
+
+    if getattr(args, "no_compilation_cache", False) or compilation_cache.env_disabled():
+        return
+    try:
+        compilation_cache.enable_compilation_cache()
+    except OSError as err:
+        print(f"rnndyn: warning: no compilation cache ({_one_line(err)})", file=sys.stderr)
 
 
 def _add_local_flags(group: Any) -> None:
@@ -378,8 +410,8 @@ def _check_args(args: argparse.Namespace) -> None:
             f"{list(SYNTHETIC) + list(_real_names())} or the path of a local .csv/.tsv/.jsonl "
             "file or class-folder directory"
         )
-    if args.cell.lower() not in CELLS:
-        raise ValueError(f"unknown cell {args.cell!r}; expected one of {sorted(CELLS)}")
+    if args.cell.lower() not in CELL_NAMES:
+        raise ValueError(f"unknown cell {args.cell!r}; expected one of {list(CELL_NAMES)}")
     _check_at_least_one(
         args, ("num_classes", "num_examples", "num_test_examples", "hidden", "embed_size")
     )
@@ -430,6 +462,7 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
             max_length=max_length,
             vocab_size=args.vocab_size,
             cache_dir=args.cache_dir,
+            verbose=not getattr(args, "quiet", False),
         )
     download = not args.no_download
     train = data.load(
@@ -455,6 +488,8 @@ def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """``rnndyn train``: returns the exit status."""
+    if not args.quiet:  # a first line before JAX is imported and the data are read
+        print(f"[train] loading {args.dataset}", file=sys.stderr, flush=True)
     import jax
 
     from rnndyn.checkpoint import check_writable, save_checkpoint
@@ -474,6 +509,10 @@ def run_train(args: argparse.Namespace) -> int:
     k_data, k_train = jax.random.split(jax.random.key(args.seed))
     t0 = time.perf_counter()
     train_data, test_data = load_data(args, k_data)
+    if not args.quiet:
+        print(f"[train] {len(train_data):,} training and {len(test_data):,} test examples, "
+              f"{len(train_data.vocab):,} words; {args.cell.lower()} with {args.hidden} units",
+              file=sys.stderr, flush=True)  # fmt: skip
     model = Classifier(
         cell=make_cell(args.cell, args.hidden),
         vocab_size=len(train_data.vocab),
@@ -601,7 +640,7 @@ def _local_for_analysis(args: argparse.Namespace, ckpt: Any, path: str, flag: st
         multilabel=model.multilabel or args.multilabel,
         num_classes=None if _is_dir(path) else model.num_classes, encoding=args.encoding,
         vocab=ckpt.vocab, max_length=int(ckpt.metadata.get("args", {}).get("max_length") or 400),
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, verbose=not args.quiet,
     )  # fmt: skip
     if ds.num_classes != model.num_classes:
         raise ValueError(
@@ -627,6 +666,7 @@ def _rebuilt(args: argparse.Namespace, ckpt: Any) -> tuple[Any, Any]:
         if getattr(args, name) is not None:
             setattr(targs, name, getattr(args, name))
     targs.no_download = targs.no_download or args.no_download
+    targs.quiet = args.quiet  # progress lines while the data are read
     local = "dataset" in relative or _is_local(targs.dataset)
     if local and not os.path.exists(targs.dataset):
         raise ValueError(
@@ -653,6 +693,8 @@ def _run_analysis(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
 
     Returns the checkpoint, the analysed data, the ``Analysis`` and the JSON path.
     """
+    if not args.quiet:  # a first line before JAX is imported and the data are read
+        print(f"[analyze] loading {args.checkpoint} and its data", file=sys.stderr, flush=True)
     import jax
 
     from rnndyn.analysis import analyze
@@ -712,12 +754,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prefix = f"rnndyn {args.command}: error:"
     try:
-        if args.command == "train":
-            return run_train(args)
-        if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
-            return _REPORT_COMMANDS.get(args.command, run_report)(args)
-        if args.command == "analyze":
-            return run_analyze(args)
+        _compilation_cache(args)
+        from rnndyn import _blas
+
+        with _blas.single_threaded():  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
+            if args.command == "train":
+                return run_train(args)
+            if args.command in _REPORT_COMMANDS or getattr(args, "figures", False):
+                return _REPORT_COMMANDS.get(args.command, run_report)(args)
+            if args.command == "analyze":
+                return run_analyze(args)
     except (ValueError, OSError) as err:  # bad arguments, data, files: no traceback
         print(f"{prefix} {_one_line(err)}", file=sys.stderr)
         return 2
@@ -741,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ------------------------------------------------------------ report and demo commands
 
 #: Settings of ``rnndyn demo``: a GRU on synthetic sentiment with long, sparse documents
-#: (the line attractor of Maheswaranathan et al. 2019 in one to two minutes on a CPU).
+#: (the line attractor of Maheswaranathan et al. 2019 in under a minute on a CPU).
 DEMO_TRAIN = (
     "--dataset", "synthetic-sentiment", "--cell", "gru", "--hidden", "16",
     "--embed-size", "16", "--max-length", "100", "--num-neutral", "100",
@@ -771,7 +817,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
         help="train a GRU on synthetic sentiment, analyse it, write figures + report.html",
         description="The main job end to end: train a GRU on the embedded synthetic sentiment "
         "task, reverse engineer it (fixed points, spectra, manifold, word effects, "
-        "linearisation) and write the figures and report.html to --out. One to two minutes on "
+        "linearisation) and write the figures and report.html to --out. Under a minute on "
         "a 2-core CPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -779,6 +825,7 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
     d.add_argument("--steps", type=int, default=1000, help="training steps")
     d.add_argument("--seed", type=int, default=0, help="seed of the data, training and analysis")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_cache_flag(d)
 
 
 def run_report(args: argparse.Namespace) -> int:

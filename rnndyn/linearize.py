@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn import _checks
+from rnndyn import _blas, _checks
 from rnndyn.cells import Cell, validate
 
 Array = jax.Array
@@ -123,11 +123,14 @@ def eig(matrices: Array) -> Eigen:
     if j.shape[-1] == 0:
         raise ValueError(f"matrices is empty (shape {tuple(j.shape)}); expected S >= 1")
     _checks.check_finite("matrices", j)
-    values, right = _eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)
-    order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
-    values = jnp.take_along_axis(values, order, axis=-1)
-    right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
-    return Eigen(values=values, right=right, left=jnp.linalg.inv(right))
+    with _blas.single_threaded():  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
+        values, right = _eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)
+        order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
+        values = jnp.take_along_axis(values, order, axis=-1)
+        right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
+        out = Eigen(values=values, right=right, left=jnp.linalg.inv(right))
+        # dispatch is asynchronous: wait for LAPACK before the thread count comes back
+        return out if _checks.is_traced(j) else jax.block_until_ready(out)
 
 
 def _off_cpu(x: Array) -> bool:
@@ -488,6 +491,9 @@ def run_linearized(
 
 @functools.partial(jax.jit, static_argnums=4)
 def _run_linearized(lin, state0, xs, mask, switch):
+    if lin.points.shape[0] == 1:  # one linear system for every sequence and step
+        return _run_one_system(lin, state0, xs, mask)
+
     def one(h0, x_seq, m_seq):
         k0 = nearest_point(lin.points, h0)
 
@@ -501,6 +507,21 @@ def _run_linearized(lin, state0, xs, mask, switch):
         return jax.lax.scan(step, h0, (x_seq, m_seq))[1]
 
     return jax.vmap(one)(state0, xs, mask)
+
+
+def _run_one_system(lin, state0, xs, mask):
+    """``_run_linearized`` with a single point: the steps of all sequences as matrix
+    products (the input terms for every step at once), not a matrix gathered per
+    sequence and step."""
+    point, x_star, j_rec, j_inp = lin.points[0], lin.inputs[0], lin.j_rec[0], lin.j_inp[0]
+    drive = jnp.swapaxes((xs - x_star) @ j_inp.T, 0, 1)  # (T, B, S)
+
+    def step(h, inp):
+        d, m = inp
+        h = jnp.where(m[:, None], point + (h - point) @ j_rec.T + d, h)
+        return h, h
+
+    return jnp.swapaxes(jax.lax.scan(step, state0, (drive, mask.T))[1], 0, 1)
 
 
 def run_trajectory(

@@ -209,6 +209,17 @@ def levina_bickel(points: Any, k: int = 10, *, max_points: int = 5000) -> float:
     return float(1.0 / np.mean(inv))
 
 
+def _pair_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 8192):
+    """``‖x[i] − x[j]‖`` row by row, in chunks of pairs: the same numbers as one
+    vectorised expression without its ``(pairs, D)`` temporaries (gigabytes for 2
+    million pairs in 128 dimensions)."""
+    out = np.empty(i.size)
+    for start in range(0, i.size, chunk):
+        a, b = i[start : start + chunk], j[start : start + chunk]
+        out[start : start + chunk] = np.linalg.norm(x[a] - x[b], axis=1)
+    return out
+
+
 def correlation_dimension(
     points: Any,
     *,
@@ -245,7 +256,7 @@ def correlation_dimension(
         if i.size > 2_000_000:  # enough pairs for the quantiles
             pick = np.linspace(0, i.size - 1, 2_000_000).round().astype(np.int64)
             i, j = i[pick], j[pick]
-        d = np.linalg.norm(x[i] - x[j], axis=1)
+        d = _pair_distances(x, i, j)
         r_min, r_max = np.quantile(d, [q1, q2])
     else:
         r_min, r_max = radii

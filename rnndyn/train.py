@@ -404,6 +404,8 @@ def _run_steps(run: _Run, loop: _Loop) -> _Loop:
     """Steps ``loop.step + 1 .. run.total``, each followed by what is due after it: a
     log line, an evaluation, a checkpoint."""
     config, rng = run.config, _checks.host_rng(run.data_key)
+    if loop.step < run.total:
+        _log(run.verbose, "compiling the training step...")  # the first step waits for it
     loop = loop._replace(tokens=0, clock=time.perf_counter())
     for step, index in enumerate(_train_indices(run.lengths, config.batch_size, run.total, rng), 1):
         if step <= loop.step:

@@ -688,3 +688,17 @@ def test_long_reviews(tmp_path):
     same = ex.long_rotten_tomatoes(key, num_train=300)
     assert same[0].vocab == train_set.vocab
     np.testing.assert_array_equal(same[1].tokens, test_set.tokens)
+
+
+def test_stages_beside_the_main_thread_see_its_jax_settings():
+    # analyze runs the bag of words and the word-input searches in a worker thread; the
+    # caller's thread-local jax.enable_x64 / jax.default_device must hold there too.
+    from rnndyn.analysis import driver
+
+    def settings():
+        return jax.config.jax_enable_x64, jax.config.jax_default_device
+
+    cpu = jax.devices("cpu")[0]
+    with jax.enable_x64(True), jax.default_device(cpu):
+        assert driver._beside(settings).result() == (True, cpu)
+    assert driver._beside(settings).result() == settings()

@@ -104,6 +104,80 @@ def test_top_level_help(capsys):
     assert "train" in capsys.readouterr().out
 
 
+def _modules_after(code):
+    """The modules a fresh interpreter has imported after running ``code``."""
+    import json
+    import subprocess
+    import sys
+
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, check=True).stdout  # fmt: skip
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_jax():
+    # `rnndyn --help` (and every subcommand's --help) answers before JAX is imported.
+    code = (
+        "from rnndyn import cli\n"
+        "for argv in (['--help'], ['train', '--help'], ['analyze', '--help'], "
+        "['demo', '--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass"
+    )
+    modules = _modules_after(code)
+    assert "rnndyn.cli" in modules
+    heavy = {"jax", "jaxlib", "flax", "optax", "scipy", "rnndyn.models", "rnndyn.analysis"}
+    assert not heavy & modules, sorted(heavy & modules)
+
+
+def test_import_rnndyn_is_lazy():
+    assert "jax" not in _modules_after("import rnndyn")
+    assert "jax" in _modules_after("import rnndyn; rnndyn.GRU")
+    import rnndyn
+
+    assert rnndyn.GRU is rnndyn.cells.GRU and rnndyn.analyze is rnndyn.analysis.analyze
+    assert set(rnndyn.__all__) <= set(dir(rnndyn))
+    for name in rnndyn.__all__:
+        assert getattr(rnndyn, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rnndyn.nope  # noqa: B018
+
+
+def test_cell_names_are_the_models_cells():
+    from rnndyn.cli import CELL_NAMES
+    from rnndyn.models import CELLS
+
+    assert sorted(CELL_NAMES) == sorted(CELLS)
+
+
+def test_progress_comes_before_the_slow_work(tmp_path, capsys):
+    # Each command says what it does before it reads data or compiles: the order of the
+    # lines on stderr, not their timing, is checked.
+    rows = [f"good film number {i},1" if i % 2 else f"bad film number {i},0" for i in range(60)]
+    path = _csv_rows(tmp_path / "films.csv", rows)
+    tiny = ["--hidden", "4", "--embed-size", "4", "--steps", "4", "--batch-size", "8"]
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(path), *tiny, "--out", str(run)]) == 0
+    err = capsys.readouterr().err.splitlines()
+
+    def first(prefix):
+        return next(i for i, line in enumerate(err) if line.startswith(prefix))
+
+    assert first("[train] loading") < first(f"[data] reading {path}") < first("[data] read ")
+    assert first("[data] read ") < first("[data] tokenising") < first("[train] 48 training")
+    assert first("[train] 48 training") < first("compiling the training step") < first("step ")
+    argv = ["analyze", str(run), "--num-initial", "16", "--max-examples", "8", "--word-inputs"]
+    assert main([*argv, "0", "--max-steps", "200"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    compiling = first("[rnndyn] fixed points: compiling the search for 16 candidates")
+    assert first("[analyze] loading") < first("[data] reading") < first("[analyze ")
+    assert first("[analyze ") < compiling < first("[rnndyn] fixed points: iteration      0")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -335,7 +409,9 @@ def test_bad_rows_and_encodings_exit_2_naming_file_and_line(tmp_path, capsys):
     bad.write_text('{"text": "a b", "label": 1}\n{"text": "c", "label": 0.7}\n', encoding="utf-8")
     assert main(["train", "--dataset", str(bad), *TINY[:-1], "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:2: label 0.7" in err and len(err.strip().splitlines()) == 1
+    *progress, error = err.strip().splitlines()  # progress lines, then the one-line error
+    assert error.startswith("rnndyn train: error:") and f"{bad}:2: label 0.7" in error
+    assert all(line.startswith(("[train] ", "[data] ")) for line in progress)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text,label\ncaf\xe9,1\nthé,0\n".encode("latin-1"))
     assert main(["train", "--dataset", str(latin), "--quiet", "--out", str(tmp_path / "o")]) == 2

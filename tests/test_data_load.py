@@ -443,3 +443,29 @@ def test_synthetic_data_and_batches_reject_non_keys(key):
     if key is not None:  # None is the documented default of batches()
         with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
             list(ds.batches(4, key=key))
+
+
+def test_load_local_reports_progress_in_order(tmp_path, capsys, monkeypatch):
+    from rnndyn.data import local
+
+    path = tmp_path / "films.csv"
+    rows = [f"good film {i},1" if i % 2 else f"bad film {i},0" for i in range(600)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data.load_local(path, test_fraction=0.25)
+    assert capsys.readouterr().err == ""  # silent unless verbose
+    monkeypatch.setattr(local, "PROGRESS_SECONDS", 0.0)  # a line at every check (256 rows)
+    data.load_local(path, test_fraction=0.25, verbose=True, cache_dir=tmp_path / "cache")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"[data] reading {path}"
+    assert err[1] == f"[data] reading {path}: 256 rows"  # periodic, while parsing
+    assert err.index(f"[data] reading {path}: 512 rows") < next(
+        i for i, line in enumerate(err) if line.startswith(f"[data] read {path}: 600 rows in ")
+    )
+    order = ["[data] tokenising 450 documents", "[data] tokenising 450 documents: 256/450",
+             "[data] tokenised 450 documents in", "[data] vocabulary: ",
+             "[data] encoding 450 documents", "[data] tokenising 150 documents"]  # fmt: skip
+    where = [next(i for i, line in enumerate(err) if line.startswith(o)) for o in order]
+    assert where == sorted(where)
+    data.load_local(path, test_fraction=0.25, verbose=True, cache_dir=tmp_path / "cache")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"[data] {path}: 600 rows from the cache ")

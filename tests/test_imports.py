@@ -21,7 +21,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnndyn"
 #: is a top-level module (``manifold``) or a subpackage with all its modules (``data``);
 #: ``rnndyn`` is the package's ``__init__``, which re-exports the public API.
 LAYERS: list[tuple[str, ...]] = [
-    ("_checks", "_records", "_io"),  # checks, records, atomic writes: no rnndyn imports
+    # checks, records, atomic writes, BLAS threads, the compilation cache: no rnndyn imports
+    ("_checks", "_records", "_io", "_blas", "compilation_cache"),
     ("config",),  # settings (TrainConfig, AnalysisConfig), checked with _checks
     ("cells",),
     ("convert",),  # torch and equinox models as cells
@@ -29,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fixed_points",),  # its deflation follows eigenvectors: uses linearize
     ("manifold",),  # geometry of point sets
     ("words",),  # word statistics: use manifold's geometry, never the reverse
+    ("modifiers", "extended_bow"),  # contextual processing: gain curves, the extended BoW
     ("data",),
     ("_bptt",),  # the written-out training scan of models
     ("models",),

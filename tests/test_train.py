@@ -87,6 +87,12 @@ def test_verbose_prints_progress_to_stderr(capsys):
     err = capsys.readouterr().err
     assert "step      2/4" in err and "loss" in err and "tokens/s" in err
     assert "test accuracy" in err
+    # the line saying the first step waits for the compiler comes before any step line
+    lines = err.splitlines()
+    assert lines[0] == "compiling the training step..."
+    assert lines.index("compiling the training step...") < min(
+        i for i, line in enumerate(lines) if line.startswith("step ")
+    )
     train(_sentiment_model(), data, data, key=jax.random.key(0), config=config, verbose=False)
     assert capsys.readouterr().err == ""
 

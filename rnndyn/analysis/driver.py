@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnndyn import _checks
+from rnndyn import _blas, _checks
 from rnndyn import words as wd
 from rnndyn.analysis._common import Log, same_prediction, token_counts
 from rnndyn.analysis.baseline import bag_of_words
@@ -35,11 +36,30 @@ from rnndyn.models import Classifier
 
 __all__ = ["SELECTION_EXAMPLES", "analyze"]
 
+#: Runs a stage beside those after it (the bag of words beside the slow-point search, the
+#: word-input searches beside the linearised models): each compiled stage keeps about one
+#: core busy, and XLA runs the programs of two threads at once. The results are the same.
+_BESIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rnndyn-analyze")
+
+
+def _beside(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on ``_BESIDE`` under the caller's thread-local JAX settings
+    (``jax.enable_x64``, ``jax.default_device``), which a new thread would not see."""
+    x64, device = jax.config.jax_enable_x64, jax.config.jax_default_device
+
+    def call():
+        with jax.enable_x64(x64), jax.default_device(device):
+            return fn(*args, **kwargs)
+
+    return _BESIDE.submit(call)
+
+
 #: Examples (of ``train_data``) on which the faithful reference is chosen and the
 #: readout recentred.
 SELECTION_EXAMPLES = 256
 
 
+@_blas.single_threaded()  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
 def analyze(
     model: Classifier | Checkpoint | str | os.PathLike,
     data: Any,
@@ -90,7 +110,7 @@ def analyze(
     batch = min(config.batch_size, len(index))
     run = run_network(model, params, data, index, batch_size=batch, rng=rng)
     log(f"{len(index)} examples, {len(run.visited)} visited states, acc {run.accuracy:.4f}")
-    baseline = bag_of_words(model, train_data, data, index, steps=config.bow_steps)
+    baseline = _beside(bag_of_words, model, train_data, data, index, steps=config.bow_steps)
     x_star = _input_star(model, params, train_data, config.input_star)
     tol = 0.5e-8 * model.cell.state_size if config.tol is None else config.tol
     points = search_slow_points(
@@ -113,14 +133,16 @@ def analyze(
     )  # fmt: skip
     length = max(1, int(np.median(np.asarray(train_data.lengths))))
     vocab = tuple(getattr(train_data, "vocab", ()))
+    baseline = baseline.result()
     effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
                            length=length)  # fmt: skip
     log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
+    inputs = _beside(_word_inputs, model, params, points, baseline, effects.words, k_words,
+                     tol, config)  # fmt: skip
     lin_acc = linearized(
         model, params, data, lin, None if ref is None else ref.index, run, x_star,
         batch_size=batch, selection=(train_data, sel_index, sel_full),
     )  # fmt: skip
-    inputs = _word_inputs(model, params, points, baseline, effects.words, k_words, tol, config)
     fid = fidelity(model, params, data, index, lin, x_star, rng=rng, batch_size=batch)
     log(f"one-step linearisation error: median {fid.one_step_median:.3f}")
     linear = None
@@ -137,6 +159,7 @@ def analyze(
         )  # fmt: skip
         if context is not None:
             log(f"contextual processing: {len(context.words)} words screened")
+    inputs = inputs.result()
     prediction = wd.predict_dimension(
         train_data.tokens, train_data.labels, model.vocab_size, lengths=train_data.lengths,
         num_classes=model.num_classes, multilabel=model.multilabel, threshold=config.threshold,

@@ -8,12 +8,53 @@ Every source returns a :class:`Dataset` (padded int32 tokens, lengths, labels, v
     imdb = data.load("imdb_reviews", "train")                 # needs tensorflow-datasets
 """
 
-from rnndyn.data import contextual, synthetic, text
-from rnndyn.data.dataset import PAD, PAD_ID, UNK, UNK_ID, Dataset
-from rnndyn.data.local import load_local
-from rnndyn.data.synthetic import categorical, multilabel, ordered, sentiment
-from rnndyn.data.text import build_vocab, encode, tokenize
-from rnndyn.data.tfds_load import SUPPORTED, load
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public names and their modules, imported on first use (PEP 562): the command line
+#: lists the dataset names (``SUPPORTED``) without loading JAX.
+_EXPORTS = {
+    "PAD": "rnndyn.data.dataset",
+    "PAD_ID": "rnndyn.data.dataset",
+    "UNK": "rnndyn.data.dataset",
+    "UNK_ID": "rnndyn.data.dataset",
+    "Dataset": "rnndyn.data.dataset",
+    "load_local": "rnndyn.data.local",
+    "categorical": "rnndyn.data.synthetic",
+    "multilabel": "rnndyn.data.synthetic",
+    "ordered": "rnndyn.data.synthetic",
+    "sentiment": "rnndyn.data.synthetic",
+    "build_vocab": "rnndyn.data.text",
+    "encode": "rnndyn.data.text",
+    "tokenize": "rnndyn.data.text",
+    "SUPPORTED": "rnndyn.data.tfds_load",
+    "load": "rnndyn.data.tfds_load",
+}
+_SUBMODULES = ("cache", "contextual", "dataset", "local", "synthetic", "text", "tfds_load")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"rnndyn.data.{name}")
+    else:
+        raise AttributeError(f"module 'rnndyn.data' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:
+    from rnndyn.data import contextual, synthetic, text  # noqa: F401
+    from rnndyn.data.dataset import PAD, PAD_ID, UNK, UNK_ID, Dataset  # noqa: F401
+    from rnndyn.data.local import load_local  # noqa: F401
+    from rnndyn.data.synthetic import categorical, multilabel, ordered, sentiment  # noqa: F401
+    from rnndyn.data.text import build_vocab, encode, tokenize  # noqa: F401
+    from rnndyn.data.tfds_load import SUPPORTED, load  # noqa: F401
 
 __all__ = [
     "PAD",

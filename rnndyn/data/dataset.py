@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
 
 from rnndyn import _checks
+
+if TYPE_CHECKING:
+    import jax
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -108,6 +110,8 @@ class Dataset:
         batch_size = _checks.check_int("batch_size", batch_size, minimum=1)
         width_multiple = _checks.check_int("width_multiple", width_multiple, minimum=1)
         if key is None:
+            import jax
+
             key = jax.random.key(0)
         _checks.check_key("key", key)
         rng = _checks.host_rng(key)

@@ -19,6 +19,8 @@ import io
 import json
 import os
 import re
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ LOCAL_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 UNLABELLED_FOLDERS = ("unsup", "unlabeled", "unlabelled")
 _INT = re.compile(r"^[+-]?\d+$")
 _CACHE_VERSION = 1
+#: Seconds between progress lines while a large corpus is read or tokenised (verbose).
+PROGRESS_SECONDS = 2.0
 
 Row = tuple[str, dict[str, Any]]  # (where: "file:line", fields)
 
@@ -68,6 +72,7 @@ def load_local(
     vocab: Sequence[str] | None = None,
     encoding: str = "utf-8",
     cache_dir: str | os.PathLike | None = None,
+    verbose: bool = False,
 ) -> Dataset | tuple[Dataset, Dataset]:
     """Load a local corpus of (text, label) rows as tokenised dataset(s).
 
@@ -100,6 +105,8 @@ def load_local(
       encoding: text encoding of the files; ``"utf-8"`` also accepts a byte-order mark.
       cache_dir: keep the tokenised arrays here and reuse them when the files and
         settings are unchanged.
+      verbose: progress lines on stderr (``[data] reading FILE: N rows``), also every
+        ``PROGRESS_SECONDS`` while a large file is read or tokenised.
 
     Returns:
       a :class:`Dataset`, or ``(train, test)`` when ``test`` or ``test_fraction`` is given.
@@ -138,16 +145,19 @@ def load_local(
     }
     cache = _cache_file(cache_dir, path, settings)
     split = test is not None or test_fraction is not None
+    progress = _Progress(verbose)
     cached = None if cache is None else data_cache.read(cache)
     if cached is not None and len(cached) == 1 + split:
+        progress.line(f"{path}: {sum(len(d) for d in cached):,} rows from the cache {cache}")
         return cached if split else cached[0]
 
-    rows, dir_names = _read(path, encoding, text_field, label_field, conditions)
+    rows, dir_names = _read(path, encoding, text_field, label_field, conditions, progress)
     if names is None and dir_names is not None:
         names = dir_names
     labels = _labels(rows, label_field, names, label_offset, multilabel)  # errors first
     if test is not None:
-        test_rows, _ = _read(Path(test).expanduser(), encoding, text_field, label_field, conditions)
+        test_path = Path(test).expanduser()
+        test_rows, _ = _read(test_path, encoding, text_field, label_field, conditions, progress)
         test_labels = _labels(test_rows, label_field, names, label_offset, multilabel)
         train_rows, train_labels = rows, labels
     elif test_fraction is not None:
@@ -170,20 +180,66 @@ def load_local(
             _check_range(rows_, labels_, c, multilabel, label_field)
     class_tuple = names or tuple(str(i) for i in range(c))
 
-    train_docs = [text_lib.tokenize(r[text_field]) for _, r in train_rows]
+    train_docs = _tokenize(train_rows, text_field, progress)
     if vocab is None:
         vocab = text_lib.build_vocab(train_docs, vocab_size=vocab_size, min_count=min_count)
+        progress.line(f"vocabulary: {len(vocab):,} words")
     common = dict(vocab=vocab, c=c, names=class_tuple, ordered=ordered, multilabel=multilabel)
+    progress.line(f"encoding {len(train_docs):,} documents as token ids")
     train_ds = _dataset(train_docs, train_labels, max_length, str(path), **common)
     if test_rows is None:
         result: Dataset | tuple[Dataset, Dataset] = train_ds
     else:
-        test_docs = [text_lib.tokenize(r[text_field]) for _, r in test_rows]
+        test_docs = _tokenize(test_rows, text_field, progress)
         name = str(test) if test is not None else f"{path} (held out {test_fraction})"
         result = (train_ds, _dataset(test_docs, test_labels, max_length, name, **common))
     if cache is not None:
         data_cache.write(cache, result)
     return result
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Progress:
+    """``[data] ...`` lines on stderr: when a step starts, every ``PROGRESS_SECONDS``
+    while it runs (``count``), and when it ends; silent unless ``verbose``."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = bool(verbose)
+        self.what, self.t0, self.last = "", 0.0, 0.0
+
+    def line(self, text: str) -> None:
+        if self.verbose:
+            print(f"[data] {text}", file=sys.stderr, flush=True)
+
+    def start(self, what: str, detail: str = "") -> None:
+        self.what, self.t0 = what, time.monotonic()
+        self.last = self.t0
+        self.line(f"{what}{detail}")
+
+    def count(self, n: int, unit: str, total: int | None = None) -> None:
+        """Called for every row: a line when ``PROGRESS_SECONDS`` have passed."""
+        if not self.verbose or n & 255:  # look at the clock every 256 rows
+            return
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            of = "" if total is None else f"/{total:,}"
+            self.line(f"{self.what}: {n:,}{of} {unit}")
+
+    def end(self, text: str) -> None:
+        self.line(f"{text} in {time.monotonic() - self.t0:.1f} s")
+
+
+def _tokenize(rows: list[Row], field: str, progress: _Progress) -> list[list[str]]:
+    progress.start(f"tokenising {len(rows):,} documents")
+    docs = []
+    for i, (_, row) in enumerate(rows, 1):
+        docs.append(text_lib.tokenize(row[field]))
+        progress.count(i, "documents", len(rows))
+    progress.end(f"tokenised {len(docs):,} documents")
+    return docs
 
 
 # ---------------------------------------------------------------- options
@@ -268,19 +324,24 @@ def _read(
     text_field: str,
     label_field: str,
     conditions: dict[str, list[str]],
+    progress: _Progress | None = None,
 ) -> tuple[list[Row], tuple[str, ...] | None]:
     """Rows ``(where, fields)`` after the filter, and class names when read from folders."""
     if not path.exists():
         raise ValueError(f"path {str(path)!r} does not exist")
+    progress = progress or _Progress(False)
     dir_names = None
     if path.is_dir():
-        rows, dir_names = _read_dir(path, encoding)
+        progress.start(f"reading {path}", " (class folders)")
+        rows, dir_names = _read_dir(path, encoding, progress)
     else:
         suffix = path.suffix.lower()
+        size = path.stat().st_size
+        progress.start(f"reading {path}", f" ({size / 1e6:.1f} MB)" if size >= 1e5 else "")
         if suffix in (".csv", ".tsv"):
-            rows = _read_csv(path, encoding, "\t" if suffix == ".tsv" else ",")
+            rows = _read_csv(path, encoding, "\t" if suffix == ".tsv" else ",", progress)
         elif suffix in (".jsonl", ".json"):
-            rows = _read_jsonl(path, encoding)
+            rows = _read_jsonl(path, encoding, progress)
         else:
             raise ValueError(
                 f"path {str(path)!r} must end in .csv, .tsv, .jsonl or .json (JSON lines), or "
@@ -288,6 +349,7 @@ def _read(
             )
     if not rows:
         raise ValueError(f"{path} holds no rows; expected (text, label) records")
+    progress.end(f"read {path}: {len(rows):,} rows")
     for field in (text_field, label_field, *conditions):
         for where, row in rows:
             if field not in row:
@@ -313,7 +375,7 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _read_csv(path: Path, encoding: str, delimiter: str) -> list[Row]:
+def _read_csv(path: Path, encoding: str, delimiter: str, progress: _Progress) -> list[Row]:
     text = _decode(path, encoding)
     csv.field_size_limit(2**31 - 1)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -332,12 +394,13 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> list[Row]:
                     f"{len(header)} ({header})"
                 )
             rows.append((f"{path}:{reader.line_num}", dict(zip(header, values, strict=True))))
+            progress.count(len(rows), "rows")
     except csv.Error as err:
         raise ValueError(f"{path}:{reader.line_num}: malformed CSV ({err})") from err
     return rows
 
 
-def _read_jsonl(path: Path, encoding: str) -> list[Row]:
+def _read_jsonl(path: Path, encoding: str, progress: _Progress) -> list[Row]:
     rows = []
     for number, line in enumerate(_decode(path, encoding).splitlines(), 1):
         if not line.strip():
@@ -349,10 +412,11 @@ def _read_jsonl(path: Path, encoding: str) -> list[Row]:
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         rows.append((f"{path}:{number}", row))
+        progress.count(len(rows), "rows")
     return rows
 
 
-def _read_dir(path: Path, encoding: str) -> tuple[list[Row], tuple[str, ...]]:
+def _read_dir(path: Path, encoding: str, progress: _Progress) -> tuple[list[Row], tuple[str, ...]]:
     folders = sorted(
         p for p in path.iterdir() if p.is_dir() and p.name.lower() not in UNLABELLED_FOLDERS
     )
@@ -366,6 +430,7 @@ def _read_dir(path: Path, encoding: str) -> tuple[list[Row], tuple[str, ...]]:
         for file in sorted(folder.glob("*.txt")):
             text = _decode(file, encoding)
             rows.append((str(file), {"text": text, "label": folder.name, "file": file.name}))
+            progress.count(len(rows), "files")
     return rows, tuple(f.name for f in folders)
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnndyn import _checks
+from rnndyn import _blas, _checks
 from rnndyn.cells import Cell, validate
 from rnndyn.fixed_points import certificate, deflation, run, search
 from rnndyn.fixed_points.result import FixedPoints
@@ -27,6 +27,7 @@ def speed(cell: Cell, params: Any, state: Array, x: Array) -> Array:
     return 0.5 * jnp.sum(r * r)
 
 
+@_blas.single_threaded()  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
 def find_fixed_points(
     cell: Cell,
     params: Any,

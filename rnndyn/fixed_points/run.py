@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import types
@@ -96,19 +97,62 @@ def _mesh(devices: int) -> Mesh:
 
 @functools.lru_cache(maxsize=64)
 def _compiled(cell: Cell, static: search.Static, num_devices: int):
-    """The jitted search; sharded over ``num_devices`` local devices along ``K``."""
-    fn = functools.partial(search.search, cell, st=static)
+    """The jitted ``search.begin`` and ``search.advance``; sharded over ``num_devices``
+    local devices along ``K`` (the loop counter ``it`` then has one entry per device)."""
+    begin = functools.partial(search.begin, cell, st=static)
+    advance = functools.partial(search.advance, cell, st=static)
     if num_devices == 1:
-        return jax.jit(fn)
-    k = P("k")
-    sharded = jax.shard_map(
-        fn,
-        mesh=_mesh(num_devices),
-        in_specs=(P(), k, k, k, k, P(), P(), P()),
-        out_specs=k,
+        return jax.jit(begin), jax.jit(advance)
+
+    def begin_shard(*args):
+        state = begin(*args)
+        return state._replace(it=state.it[None])
+
+    def advance_shard(params, inputs, lower, upper, roots, roots_mask, dyn, state, until):
+        state, out = advance(params, inputs, lower, upper, roots, roots_mask, dyn,
+                             state._replace(it=state.it[0]), until)  # fmt: skip
+        return state._replace(it=state.it[None]), out
+
+    k, mesh = P("k"), _mesh(num_devices)
+    begin_sharded = jax.shard_map(
+        begin_shard, mesh=mesh, in_specs=(P(), k, k, k, k, P(), P(), P()), out_specs=k,
         check_vma=False,
-    )
-    return jax.jit(sharded)
+    )  # fmt: skip
+    advance_sharded = jax.shard_map(
+        advance_shard, mesh=mesh, in_specs=(P(), k, k, k, P(), P(), P(), k, P()), out_specs=k,
+        check_vma=False,
+    )  # fmt: skip
+    return jax.jit(begin_sharded), jax.jit(advance_sharded)
+
+
+#: Searches run in this process, by compiled functions and shapes (for the progress line).
+_PREPARED: set = set()
+
+#: ``until`` of a search that runs to the end in one call (the loop's own cap stops it).
+_NO_STOP = np.int32(2**31 - 1)
+
+
+def _search_chunk(fns, params, args, roots, roots_mask, dyn, verbose, log_every):
+    """One chunk of candidates: to the end in one call, or (``verbose``) ``log_every``
+    iterations at a time with a progress line after each (the same steps: the loop
+    stops and resumes between iterations).
+
+    The rows are never compacted as candidates finish: XLA's row results depend (in the
+    last bits) on the number of rows, and the search amplifies such differences."""
+    begin, advance = fns
+    inputs, h0, lower, upper = args
+    state = begin(params, inputs, h0, lower, upper, roots, roots_mask, dyn)
+    until = 1 if verbose else _NO_STOP  # the first line after one iteration, as before
+    while True:
+        state, out = advance(params, inputs, lower, upper, roots, roots_mask, dyn, state,
+                             np.int32(until))  # fmt: skip
+        if not verbose:
+            return out
+        it = int(np.max(np.asarray(state.it)))
+        if it < until:  # terminated before the stop
+            return out
+        search.report(it - 1, state.phase, state.q, h0.shape[0])
+        until = min(until + log_every, int(_NO_STOP))
 
 
 def pad_rows(a: jax.Array, rows: int) -> jax.Array:
@@ -130,7 +174,14 @@ def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbos
     devices = num_shards()
     chunk = k if batch_size is None else min(batch_size, k)
     chunk = -(-chunk // devices) * devices
-    fn = _compiled(cell, static, devices)
+    # Progress is reported between chunks of iterations, not from inside the compiled
+    # loop: the program has no host callback, and verbose and quiet searches share it.
+    fns = _compiled(cell, dataclasses.replace(static, verbose=False, log_every=1), devices)
+    shapes = (fns, chunk, h0.shape[1:], inputs.shape[1:], str(h0.dtype))
+    if verbose and shapes not in _PREPARED:
+        print(f"[rnndyn] fixed points: compiling the search for {chunk} candidates (or loading "
+              "it from the compilation cache)", file=sys.stderr, flush=True)  # fmt: skip
+    _PREPARED.add(shapes)
     outs = []
     for start in range(0, k, chunk):
         stop = min(start + chunk, k)
@@ -138,7 +189,7 @@ def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbos
         if devices > 1:
             sharding = NamedSharding(_mesh(devices), P("k"))
             args = [jax.device_put(a, sharding) for a in args]
-        out = fn(params, *args, roots, roots_mask, dyn)
+        out = _search_chunk(fns, params, args, roots, roots_mask, dyn, verbose, static.log_every)
         outs.append(jax.tree_util.tree_map(lambda a, n=stop - start: a[:n], out))
         if verbose and k > chunk:
             print(f"[rnndyn] fixed points: {stop}/{k} candidates searched", file=sys.stderr,

@@ -152,8 +152,8 @@ def _optimizer(dyn: Dynamic, st: Static) -> optax.GradientTransformation:
     return optax.adam(dyn.learning_rate) if st.optimizer is None else st.optimizer.value
 
 
-def _report(it, phases, q, total) -> None:
-    phases = np.asarray(phases)
+def report(it, phases, q, total) -> None:
+    phases, q = np.asarray(phases), np.asarray(q)
     moving = np.isfinite(q) & (phases != DONE)
     med = np.median(q[moving]) if np.any(moving) else float("nan")
     first, done = int(np.sum(phases == ADAM)), int(np.sum(phases == DONE))
@@ -203,7 +203,7 @@ def step(prob: Problem, state: State, dyn: Dynamic, st: Static) -> State:
         k = state.h.shape[0]
         jax.lax.cond(
             state.it % st.log_every == 0,
-            lambda: jax.debug.callback(_report, state.it, state.phase, state.q, k),
+            lambda: jax.debug.callback(report, state.it, state.phase, state.q, k),
             lambda: None,
         )
     return state._replace(it=state.it + 1)
@@ -336,9 +336,36 @@ def outcome(prob: Problem, state: State, dyn: Dynamic) -> Outcome:
 
 
 def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynamic, st: Static):
-    """Run the hybrid search for ``h0 (K, S)`` with inputs ``(K, M)``; returns ``Outcome``."""
+    """Run the hybrid search for ``h0 (K, S)`` with inputs ``(K, M)``; returns ``Outcome``.
+
+    One loop, for use inside the caller's ``jit``/``vmap``; on the host ``begin`` and
+    ``advance`` run the same steps in chunks."""
     prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
     state = jax.lax.while_loop(
         lambda s: ~terminate(s, dyn), lambda s: step(prob, s, dyn, st), init(prob, h0, dyn, st)
     )
     return outcome(prob, state, dyn)
+
+
+def begin(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynamic, st: Static):
+    """The loop's ``State`` before the first iteration (``search`` in pieces, with
+    ``advance``)."""
+    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
+    return init(prob, h0, dyn, st)
+
+
+def advance(cell, params, inputs, lower, upper, roots, roots_mask, dyn: Dynamic, state: State,
+            until: Array, st: Static) -> tuple[State, Outcome]:  # fmt: skip
+    """``search``'s loop from ``state`` until it terminates or ``state.it`` reaches
+    ``until``; returns the state and the outcome so far.
+
+    Chunks of iterations take the same steps as one loop (each candidate's path depends
+    on its own state only), so the host can report progress between chunks instead of
+    from inside the compiled loop, whose host callbacks would keep the program out of
+    the persistent compilation cache.
+    """
+    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
+    state = jax.lax.while_loop(
+        lambda s: ~terminate(s, dyn) & (s.it < until), lambda s: step(prob, s, dyn, st), state
+    )
+    return state, outcome(prob, state, dyn)
