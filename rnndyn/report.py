@@ -256,9 +256,15 @@ h2 { font-size: 1.15rem; margin: 1.4em 0 0.5em; border-bottom: 1px solid var(--l
 h3 { font-size: 1rem; margin: 1.1em 0 0.4em; }
 .lead { display: grid; grid-template-columns: minmax(0, 1fr); gap: 0.6em 1.6em;
         align-items: start; margin-top: 0.6em; }
-@media (min-width: 900px) { .lead { grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); } }
+@media (min-width: 900px) {
+  .lead { grid-template-columns: minmax(0, 2fr) minmax(0, 3fr);
+          grid-template-areas: "said figure" "how figure"; grid-template-rows: auto 1fr; }
+  .lead .said { grid-area: said; } .lead figure { grid-area: figure; }
+  .lead .how { grid-area: how; }
+}
 .verdict .headline { font-size: 1.2rem; font-weight: 650; margin: 0 0 0.3em; }
-.verdict ul { list-style: none; padding: 0; margin: 0; font-size: 0.94rem; }
+.verdict ul { list-style: none; padding: 0; margin: 0; font-size: 0.9rem; line-height: 1.35; }
+@media (min-width: 600px) { .verdict ul { font-size: 0.94rem; line-height: 1.45; } }
 .verdict li { padding: 0.12em 0 0.12em 1.4em; text-indent: -1.4em; }
 .verdict .mark { display: inline-block; width: 1.4em; text-indent: 0; font-weight: 700; }
 .verdict .holds .mark { color: var(--ok); }
@@ -266,7 +272,7 @@ h3 { font-size: 1rem; margin: 1.1em 0 0.4em; }
 .verdict .unknown .mark { color: var(--muted); }
 .verdict .warning { color: var(--warn); }
 .verdict .note { color: var(--muted); }
-.how { font-size: 0.82rem; color: var(--muted); margin: 0.5em 0 0; }
+.how { font-size: 0.82rem; color: var(--muted); margin: 0; }
 figure { margin: 0; min-width: 0; }
 figure img { display: block; width: 100%; max-width: 100%; height: auto; }
 .lead figure img { max-height: calc(100vh - 9rem); object-fit: contain; object-position: left top; }
@@ -303,8 +309,11 @@ def _figure_html(
     )
     caption = CAPTIONS.get(name, "")
     cls = ' class="wide"' if wide else ""
+    img = _img(name, rendered)
+    if files:  # a tap or click opens the file at full size (small screens)
+        img = f'<a href="{esc(os.path.basename(files[0]))}">{img}</a>'
     return (
-        f'<figure id="fig-{esc(name)}"{cls}>{_img(name, rendered)}<figcaption><b>'
+        f'<figure id="fig-{esc(name)}"{cls}>{img}<figcaption><b>'
         f"{esc(name.replace('_', ' '))}</b>: {esc(caption)}"
         + (f' <span class="files">{links}</span>' if links else "")
         + "</figcaption></figure>"
@@ -341,9 +350,10 @@ def _page(
     body = []
     lead_fig = _figure_html(main, figs[main], files.get(main, ())) if main else ""
     body.append(
-        f'<section id="verdict" class="lead"><div>{v.to_html("#caveats")}\n<p class="how">'
-        "✓ met, ✗ not met, · not measurable: thresholds in rnndyn.analysis.verdict</p></div>"
-        "\n" + lead_fig + "</section>"
+        f'<section id="verdict" class="lead"><div class="said">{v.to_html("#caveats")}</div>\n'
+        + lead_fig
+        + '\n<p class="how">✓ met, ✗ not met, · not measurable: the thresholds are in '
+        "rnndyn.analysis.verdict</p></section>"
     )
     for sid, heading, names in sections:
         grid = "\n".join(_figure_html(n, figs[n], files.get(n, ()), n in wide) for n in names)

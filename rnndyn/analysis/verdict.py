@@ -216,6 +216,12 @@ def _pct(x: float) -> str:
     return text + "%"
 
 
+def _num(x: float, threshold: float) -> str:
+    """``x`` to 2 decimals, or 3 where 2 would read as the threshold it is compared with."""
+    text = f"{x:.2f}"
+    return f"{x:.3f}" if text == f"{threshold:.2f}" and x != threshold else text
+
+
 def _steps(x: float) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
 
@@ -327,10 +333,12 @@ def _readout(a: Any, claims: list[Claim]) -> None:
     rule = f"RMS |cos| ≥ {READOUT_ALIGNED:g}"
     where = "the line" if d == 1 else f"the manifold's {d} PCs"
     if cos >= READOUT_ALIGNED:
-        text = f"readout aligned with {where}: |cos| {cos:.2f}, a random direction ≈ {chance:.2f}"
+        text = f"readout aligned with {where}: |cos| {_num(cos, READOUT_ALIGNED)}, a random "
+        text += f"direction ≈ {chance:.2f}"
     else:
         text = (
-            f"readout not aligned with {where}: |cos| {cos:.2f} < {READOUT_ALIGNED:g}, a random "
+            f"readout not aligned with {where}: |cos| {_num(cos, READOUT_ALIGNED)} < "
+            f"{READOUT_ALIGNED:g}, a random "
             f"direction ≈ {chance:.2f}"
         )
     claims.append(Claim("readout", cos >= READOUT_ALIGNED, text, cos, rule))
@@ -347,9 +355,12 @@ def _words(a: Any, claims: list[Claim]) -> None:
                             "effects or the weights are constant", rule=rule))  # fmt: skip
         return
     if r >= WORDS_AGREE:
-        text = f"word effects {where} agree with a bag of words: r {r:.2f}"
+        text = f"word effects {where} agree with a bag of words: r {_num(r, WORDS_AGREE)}"
     else:
-        text = f"word effects {where} do not match a bag of words: r {r:.2f} < {WORDS_AGREE:g}"
+        text = (
+            f"word effects {where} do not match a bag of words: r {_num(r, WORDS_AGREE)} < "
+            f"{WORDS_AGREE:g}"
+        )
     claims.append(Claim("words", r >= WORDS_AGREE, text, r, rule))
 
 
