@@ -111,10 +111,7 @@ def train_and_analyze(
         out = os.path.join(args.out, name)
         from rnndyn.report import write_report
 
-        write_report(
-            analysis, out, model=model, params=params, data=test_set,
-            key=jax.random.fold_in(k_an, 1),
-        )  # fmt: skip
+        write_report(analysis, out, model=model, params=params, data=test_set)
         analysis.to_json(os.path.join(out, "analysis.json"))
     return model, params, analysis
 

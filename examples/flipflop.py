@@ -136,22 +136,20 @@ def main() -> None:
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         pts = np.asarray(found.points)
-        basis = plots.pca_basis(pts, 3)
+        # stability codes of rnndyn.analysis.spectra: 0 stable, 2 unstable (a saddle)
+        codes = np.where(stable, 0, 2)
+        n_stable, n_saddles = int(stable.sum()), int((~stable).sum())
+        plural = lambda n, word: f"{n} {word}" + ("s" if n != 1 else "")  # noqa: E731
         fig = plots.plot_fixed_points(
-            pts[stable], trajectories=np.asarray(hs[:8]), basis=basis, dims=3,
-            title="flip-flop: 8 stable points (black), saddles (vermillion)",
+            pts, status=np.asarray(found.status), stability=codes, trajectories=np.asarray(hs[:8]),
+            h0=np.zeros(cell.state_size), dims=3 if cell.state_size >= 3 else 2,
+            title=f"flip-flop: {plural(n_stable, 'stable point')}, {plural(n_saddles, 'saddle')}",
         )  # fmt: skip
-        ax = fig.axes[0]
-        for artist in fig.findobj(
-            lambda a: getattr(a, "get_gid", lambda: None)() == "fixed_points"
-        ):
-            artist.set_label("stable fixed points")
-        xyz = (pts[~stable] - basis[0]) @ basis[1].T
-        ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], color=plots.OKABE_ITO[1], marker="^", s=24,
-                   label="saddles")  # fmt: skip
-        ax.legend(fontsize=7, frameon=False)
-        fig.savefig(os.path.join(args.out, "flipflop_fixed_points.png"))
-        plots.plot_eigenvalues(eigen.values).savefig(os.path.join(args.out, "eigenvalues.png"))
+        plots.save(fig, os.path.join(args.out, "flipflop_fixed_points"))
+        plots.save(
+            plots.plot_eigenvalues(eigen.values, stability=codes),
+            os.path.join(args.out, "eigenvalues"),
+        )
         summary = {
             "accuracy": accuracy,
             "counts": fps.counts(),

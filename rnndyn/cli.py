@@ -308,6 +308,33 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trajectories", type=int, default=40, help="documents drawn as state trajectories"
     )
+    _add_figure_flags(p)
+
+
+#: Figure file formats of ``--format`` (``rnndyn.plots.FORMATS``).
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def _add_figure_flags(p: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--dpi`` of the figures (report, demo, analyze --figures)."""
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=FIGURE_FORMATS,
+        default=None,
+        help="figure file format; repeat for several, e.g. --format png --format pdf "
+        "(default png; the page embeds SVG when asked for, else PNG)",
+    )
+    p.add_argument(
+        "--dpi", type=float, default=150, help="resolution of the PNG figures (and embedded PNGs)"
+    )
+
+
+def _figure_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``formats`` and ``dpi`` for ``write_report`` from ``--format``/``--dpi``."""
+    if not args.dpi > 0 or args.dpi != args.dpi or args.dpi == float("inf"):
+        raise ValueError(f"--dpi must be a finite number > 0, got {args.dpi}")
+    return {"formats": tuple(args.format or ("png",)), "dpi": args.dpi}
 
 
 def _add_cache_flag(group: Any) -> None:
@@ -800,15 +827,16 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
     analyze_parser.add_argument(
         "--figures",
         action="store_true",
-        help="also write the figures (PNG) and a self-contained report.html next to the JSON "
-        "(needs matplotlib: the plot extra)",
+        help="also write the figures (--format, --dpi) and a self-contained report.html next "
+        "to the JSON (needs matplotlib: the plot extra)",
     )
     r = sub.add_parser(
         "report",
         help="analyze a checkpoint and write figures + report.html next to the JSON",
         description="rnndyn analyze CHECKPOINT --figures: run rnndyn.analyze, write the JSON, "
-        "the figures as PNG files and a self-contained report.html (figures embedded, "
-        "summary table, settings) in the JSON's directory. Needs matplotlib.",
+        "the figures (PNG, SVG or PDF: --format, --dpi) and a self-contained report.html (the "
+        "verdict, figures with captions, numbers, settings) in the JSON's directory. Needs "
+        "matplotlib.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_analysis_arguments(r)
@@ -826,41 +854,104 @@ def _add_report_commands(sub: Any, analyze_parser: argparse.ArgumentParser) -> N
     d.add_argument("--seed", type=int, default=0, help="seed of the data, training and analysis")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_cache_flag(d)
+    _add_figure_flags(d)
+
+
+#: Training arguments shown in the report's settings for every dataset ...
+_SHOWN_TRAINING = ("cell", "hidden", "embed_size", "seed", *TRAIN_FLAGS)
+#: ... and those that apply to each kind of dataset (the rest are ignored for it).
+_SHOWN_DATA = {
+    "synthetic": ("num_examples", "num_test_examples", "max_length", "num_neutral",
+                  "evidence_strength"),
+    "tfds": ("vocab_size", "max_length", "data_dir", "cache_dir", "no_download"),
+    "local": ("test", "test_fraction", "vocab_size", "max_length", "text_field", "label_field",
+              "where", "multilabel", "encoding", "cache_dir"),
+}  # fmt: skip
+
+
+def _train_help() -> dict[str, str]:
+    """``{dest: help}`` of the ``rnndyn train`` flags."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a.help for a in sub.choices["train"]._actions if a.help}
+
+
+def report_settings(args: argparse.Namespace, metadata: dict) -> dict[str, dict[str, Any]]:
+    """The settings a report shows, by group: the run (checkpoint by name, the data
+    analysed), the data and the training arguments that apply to the checkpoint's dataset
+    (a synthetic task's knobs, or a real or local dataset's), with paths as the checkpoint
+    records them (relative to it) or by file name. ``write_report`` adds the analysis."""
+    from rnndyn.report import Setting
+
+    name = os.path.basename(os.path.abspath(args.checkpoint))
+    run = {
+        "checkpoint": Setting(name, "the checkpoint's folder"),
+        "analysed data": Setting(
+            os.path.basename(args.data) if args.data else "the test data, rebuilt from the "
+            "training arguments", "the examples analysed, --data"),
+        "training data for the baseline": Setting(
+            os.path.basename(args.train_data) if args.train_data else "the training data, "
+            "rebuilt", "what the bag of words is fit on, --train-data"),
+        "analysis seed": Setting(args.seed, "seed of the analysis PRNG key"),
+    }  # fmt: skip
+    if isinstance(metadata.get("test_accuracy"), (int, float)):
+        run["test accuracy after training"] = Setting(f"{metadata['test_accuracy']:.4f}")
+    train_args = metadata.get("args")
+    if not isinstance(train_args, dict):
+        return {"Run": run}
+    helps = _train_help()
+    values = {**vars(build_parser().parse_args(["train"])), **train_args}
+    dataset = str(values.get("dataset", ""))
+    kind = "synthetic" if dataset in SYNTHETIC else "local" if (
+        "dataset" in (metadata.get("paths_relative_to_checkpoint") or ()) or _is_local(dataset)
+    ) else "tfds"  # fmt: skip
+    shown_data = list(_SHOWN_DATA[kind])
+    if kind == "synthetic" and SYNTHETIC[dataset] != "sentiment":
+        shown_data.insert(0, "num_classes")
+
+    def rows(names):
+        out = {}
+        for n in names:
+            v = values.get(n)
+            if v is None and n != "max_length" or (n == "steps" and values.get("epochs")):
+                continue  # an option not used
+            if n == "clip_norm" and not v:
+                v = "off"
+            elif n == "eval_every" and v == 0:
+                v = "0, at the end only"
+            out[n] = Setting(v, helps.get(n, ""))
+        return out
+
+    data = {"dataset": Setting(dataset, "as recorded; a path is relative to the checkpoint"),
+            **rows(shown_data)}  # fmt: skip
+    return {"Run": run, "Data": data, "Model and training": rows(_SHOWN_TRAINING)}
 
 
 def run_report(args: argparse.Namespace) -> int:
     """``rnndyn report`` / ``rnndyn analyze --figures``: returns the exit status."""
-    import dataclasses
-
     try:
         from rnndyn.report import write_report
     except ImportError as err:
         raise ValueError(f"figures need matplotlib: pip install 'rnndyn[plot]' ({err})") from err
+    options = _figure_options(args)  # checked before the analysis, not after it
     ckpt, test_data, result, out = _run_analysis(args)
     out_dir = os.path.dirname(os.path.abspath(out))
     if not args.quiet:
         print("[report] drawing the figures", file=sys.stderr, flush=True)
-    train_args, _ = _resolve_paths(ckpt.metadata, args.checkpoint)
-    training = {**vars(build_parser().parse_args(["train"])), **train_args}
-    settings = {
-        "checkpoint": os.path.abspath(args.checkpoint),
-        "training": {k: v for k, v in training.items() if k != "func"},
-        "analysis": {**dataclasses.asdict(result.settings),
-                     "data": args.data or "the training data, rebuilt"},
-    }  # fmt: skip
     written = write_report(
         result,
         out_dir,
         model=ckpt.model,
         params=ckpt.params,
         data=test_data,
-        settings=settings,
+        settings=report_settings(args, ckpt.metadata),
         num_trajectories=args.trajectories,
+        **options,
     )
     print(result.summary())
     print(f"report: {out}")
-    pngs = [p for name, p in written.items() if name != "report"]
-    print(f"figures: {len(pngs)} PNG files in {out_dir}")
+    files = [p for name, p in written.items() if name != "report"]
+    print(f"figures: {len(files)} files, {', '.join(options['formats'])}, in {out_dir}")
     print(f"open: {written['report']}")
     return 0
 
@@ -868,6 +959,7 @@ def run_report(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     """``rnndyn demo``: train, analyse, write figures; returns the exit status."""
     _check_at_least_one(args, ("steps",))
+    _figure_options(args)
     t0 = time.perf_counter()
     log = not args.quiet
     if log:
@@ -889,9 +981,10 @@ def run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    figure_flags = [f"--format={f}" for f in args.format or ()] + [f"--dpi={args.dpi}"]
     rargs = parser.parse_args(
         ["report", args.out, "--seed", str(args.seed), "--max-examples", "500"]
-        + ["--num-initial", "512", *quiet]
+        + ["--num-initial", "512", *quiet, *figure_flags]
     )
     run_report(rargs)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {args.out}")

@@ -6,6 +6,7 @@ docs/reproducing.md are for); these tests check that each script runs, prints it
 and writes its files.
 """
 
+import json
 import pathlib
 import re
 import runpy
@@ -69,11 +70,50 @@ def test_custom_flax_model_smoke(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_flipflop_smoke(tmp_path, monkeypatch, capsys):
+    """The flip-flop figure is rated by five criteria and must meet at least four: its
+    title counts the stable points and saddles the run found (not a number written in);
+    the legend names every stability drawn, h0 and the documents; no axis reads "0%" for
+    a PC with some variance; the markers count the stable points found; no text under
+    8 pt."""
+    from figure_criteria import PASS, by_gid, legend_text, min_font
+
+    from rnndyn import plots
+
+    saved = {}
+    original = plots.save
+
+    def capture(fig, path, **kw):
+        saved[pathlib.Path(path).name] = fig
+        return original(fig, path, **kw)
+
+    monkeypatch.setattr(plots, "save", capture)
     out = _run("flipflop.py", ["--smoke", "--quiet", "--out", str(tmp_path)], monkeypatch, capsys)
     assert "trained vanilla RNN (6 units)" in out
     assert "32 candidates" in out
-    if "distinct certified fixed points" in out:
-        assert (tmp_path / "fixed_points.json").exists()
+    if "distinct certified fixed points" not in out:
+        return
+    assert (tmp_path / "fixed_points.json").exists()
+    assert (tmp_path / "flipflop_fixed_points.png").exists()
+    found = json.loads((tmp_path / "fixed_points.json").read_text())
+    stable, saddles = found["stable"], found["distinct"] - found["stable"]
+    fig = saved["flipflop_fixed_points"]
+    ax = fig.axes[0]
+    legend = legend_text(fig)
+    labels = [ax.get_xlabel(), ax.get_ylabel()] + ([ax.get_zlabel()] if ax.name == "3d" else [])
+    drawn_stable = sum(len(c.get_offsets()) for g in ("roots.stable", "slow_points.stable")
+                       for c in by_gid(fig, g))  # fmt: skip
+    criteria = {
+        "title": ax.get_title() == f"flip-flop: {stable} stable point{'s' * (stable != 1)}, "
+        f"{saddles} saddle{'s' * (saddles != 1)}",
+        "legend": (not stable or "stable" in legend)
+        and (not saddles or "unstable" in legend)
+        and "h0" in legend
+        and "document" in legend,
+        "axes": not any(re.search(r"\b0% of", label) for label in labels),
+        "marks": drawn_stable == stable,
+        "readable": min_font(fig) >= plots.MIN_FONT_PT,
+    }
+    assert sum(criteria.values()) >= PASS, criteria
 
 
 def test_every_example_takes_smoke_and_out():

@@ -1,23 +1,28 @@
 """rnndyn.plots: each function returns a Figure holding what it promises.
 
 Tiny fake inputs with known content: the tests count the artists (points, bars, lines)
-and check values drawn against numbers computed here independently.
+and check values drawn against numbers computed here independently. Every figure of
+``figures`` is also rated by its own five criteria (tests/figure_criteria.py: title from
+the data, a legend naming every mark, axes that show the data, its key reference marks
+in place, no text under 8 pt) and must meet all five here.
 """
 
+import io
 import types
 
 import numpy as np
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
+from figure_criteria import by_gid, legend_text, min_font, rate  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
 from rnndyn import plots  # noqa: E402
 
 
-def _by_gid(fig, gid):
-    return fig.findobj(lambda a: getattr(a, "get_gid", lambda: None)() == gid)
+def _by_gid(fig, gid, prefix=False):
+    return by_gid(fig, gid, prefix)
 
 
 def _line_points(k=7, s=5, seed=0):
@@ -66,19 +71,60 @@ def test_fixed_points_plots_every_point_and_trajectory(dims):
     assert len(fig.axes) == 2  # axes + colour bar
 
 
-def test_fixed_points_marks_roots_slow_points_and_unstable_points_on_one_scale():
+def test_fixed_points_marks_roots_slow_points_and_stability_on_one_scale():
+    """Roots large, slow points small; the marker's shape is the stability (stable o,
+    marginal D, unstable X with a vermillion edge); every mark is in the legend."""
     pts, direction, t = _line_points(11, 4)
     status = np.where(np.arange(11) % 3 == 0, 0, 2)  # ROOT every third, else SLOW_POINT
-    stability = np.where(np.arange(11) == 5, 2, 1)
-    fig = plots.plot_fixed_points(pts, color=t, status=status, stability=stability)
-    (roots,), (slow,) = _by_gid(fig, "roots"), _by_gid(fig, "slow_points")
-    assert len(roots.get_offsets()) == 4 and len(slow.get_offsets()) == 7
-    assert roots.get_clim() == slow.get_clim() == (-1.0, 1.0)
-    (unstable,) = _by_gid(fig, "unstable")
-    np.testing.assert_allclose(unstable.get_offsets(), slow.get_offsets()[[3]])  # point 5
+    stability = np.where(np.arange(11) == 5, 2, np.where(np.arange(11) == 0, 0, 1))
+    fig = plots.plot_fixed_points(pts, color=t, status=status, stability=stability, band=0.02)
+    roots, slow = _by_gid(fig, "roots", True), _by_gid(fig, "slow_points", True)
+    assert sum(len(c.get_offsets()) for c in roots) == 4
+    assert sum(len(c.get_offsets()) for c in slow) == 7
+    assert all(c.get_clim() == (-1.0, 1.0) for c in roots + slow)  # one colour scale
+    (unstable,) = _by_gid(fig, "slow_points.unstable")
+    (stable,) = _by_gid(fig, "roots.stable")  # point 0: a root, stable
+    np.testing.assert_allclose(unstable.get_offsets(), (pts[[5]] - pts.mean(0)) @ plots.pca_basis(
+        pts, 2)[1].T, atol=1e-12)  # fmt: skip
+    assert len(stable.get_offsets()) == 1
     assert fig.axes[0].get_title() == "11 slow points (4 certified roots)"
+    legend = legend_text(fig)
+    for name in ("certified root", "slow point", "stable, |λ1| < 0.98", "marginal, |λ1| within "
+                 "0.02 of 1", "unstable, |λ1| > 1.02"):  # fmt: skip
+        assert name in legend, legend
     with pytest.raises(ValueError, match="status"):
         plots.plot_fixed_points(pts, status=[0, 1])
+    with pytest.raises(ValueError, match="stability"):
+        plots.plot_fixed_points(pts, stability=[0, 1])
+
+
+def test_fixed_points_mark_h0_and_the_reference_point_where_they_are():
+    pts, direction, t = _line_points(9, 5)
+    h0 = 0.3 * direction
+    trajs = np.stack([np.outer(np.linspace(0.1, s, 6), direction) for s in (-1, 1)])
+    basis = plots.pca_basis(trajs.reshape(-1, 5), 2)
+    fig = plots.plot_fixed_points(pts, trajectories=trajs, h0=h0, reference=4, basis=basis,
+                                  labels=[0, 1], class_names=("neg", "pos"))  # fmt: skip
+    project = lambda x: (x - basis[0]) @ basis[1].T  # noqa: E731
+    (star,), (ring,) = _by_gid(fig, "h0"), _by_gid(fig, "reference")
+    np.testing.assert_allclose(star.get_offsets()[0], project(h0), atol=1e-12)
+    np.testing.assert_allclose(ring.get_offsets()[0], project(pts[4]), atol=1e-12)
+    # each trajectory starts at h0
+    for line in _by_gid(fig, "trajectory"):
+        np.testing.assert_allclose(np.array(line.get_data())[:, 0], project(h0), atol=1e-12)
+    legend = legend_text(fig)
+    assert "h0" in legend and "reference point" in legend and "document, pos" in legend
+    assert "end of a document" in legend
+
+
+def test_pc_labels_give_small_fractions_more_digits():
+    """A PC with 0.03% of the variance reads "0.03%", never "0%"."""
+    rng = np.random.default_rng(0)
+    pts = np.c_[rng.normal(size=50), 0.01 * rng.normal(size=50), np.zeros(50)]
+    fig = plots.plot_fixed_points(pts)
+    ratio = plots.pca_basis(pts, 2)[2][1]
+    label = fig.axes[0].get_ylabel()
+    assert label == f"PC2, {100 * ratio:.2g}% of variance" and not label.startswith("PC2, 0%")
 
 
 def test_fixed_points_rejects_bad_shapes():
@@ -90,9 +136,12 @@ def test_fixed_points_rejects_bad_shapes():
         plots.plot_fixed_points(np.eye(3), color=[1, 2])
 
 
-def test_eigenvalues_with_unit_circle():
-    lam = np.array([[0.99, 0.5 + 0.2j, 0.5 - 0.2j], [1.0, 0.3, -0.1]])
-    fig = plots.plot_eigenvalues(lam)
+def test_eigenvalues_with_unit_circle_and_a_zoom_on_one():
+    """The inset zooms on λ = 1: every eigenvalue within 0.05 of 1 (here 1.017, which the
+    whole circle hides) lies inside its limits."""
+    lam = np.array([[0.99, 0.5 + 0.2j, 0.5 - 0.2j], [1.0, 0.3, -0.1], [1.017, 0.98 + 0.03j,
+                    0.98 - 0.03j]])  # fmt: skip
+    fig = plots.plot_eigenvalues(lam[:2])
     (circle,) = _by_gid(fig, "unit_circle")
     assert isinstance(circle, Circle) and circle.get_radius() == 1.0
     (allv,) = _by_gid(fig, "eigenvalues")
@@ -101,17 +150,38 @@ def test_eigenvalues_with_unit_circle():
     np.testing.assert_allclose(np.asarray(top.get_offsets())[:, 0], [0.99, 1.0])
     ax = fig.axes[0]
     assert ax.get_xlabel() == "Re λ" and ax.get_ylabel() == "Im λ"
+    fig = plots.plot_eigenvalues(lam, stability=[1, 1, 1], band=0.02)
+    (zoom,) = _by_gid(fig, "zoom")
+    near = lam.ravel()[np.abs(lam.ravel() - 1) <= 0.05]
+    assert len(near) == 5
+    x0, x1 = zoom.get_xlim()
+    y0, y1 = zoom.get_ylim()
+    assert np.all((near.real > x0) & (near.real < x1) & (near.imag > y0) & (near.imag < y1))
+    assert x1 - x0 <= 0.2  # a zoom, not the whole circle
+    (marginal,) = _by_gid(fig, "top_eigenvalues.marginal")
+    np.testing.assert_allclose(np.asarray(marginal.get_offsets())[:, 0], [0.99, 1.0, 1.017])
 
 
 def test_time_constants_median_matches_formula():
+    """The median line is 1/|log|λ|| per mode; the dashed line is the median document
+    length; the per-point lines are in the legend."""
     lam = np.array([[0.9, 0.5], [0.99, 0.1], [0.95, -0.5]])
-    fig = plots.plot_time_constants(lam)
+    fig = plots.plot_time_constants(lam, document_length=210, band=0.02)
     (med,) = _by_gid(fig, "median_tau")
     expected = np.median(1 / np.abs(np.log(np.abs(lam))), axis=0)
     np.testing.assert_allclose(med.get_ydata(), expected)
     assert len(_by_gid(fig, "point_tau")) == 3
     assert fig.axes[0].get_yscale() == "log"
     assert "steps" in fig.axes[0].get_ylabel()
+    (doc,) = _by_gid(fig, "document_length")
+    assert list(doc.get_ydata()) == [210, 210]
+    y0, y1 = fig.axes[0].get_ylim()
+    assert y0 < 210 < y1
+    (slow,) = _by_gid(fig, "slow_threshold")
+    np.testing.assert_allclose(slow.get_ydata()[0], 1 / abs(np.log(0.98)))
+    legend = legend_text(fig)
+    assert "each point" in legend and "median document, 210 tokens" in legend
+    assert fig.axes[0].get_title() == f"τ1 median {expected[0]:,.3g} steps at 3 points"
 
 
 def test_time_constants_marks_exact_unit_modulus_finite():
@@ -121,17 +191,32 @@ def test_time_constants_marks_exact_unit_modulus_finite():
 
 
 def test_readout_geometry_draws_each_eigenvector_and_readout():
+    """The eigenvector segments lie along the line; the readout arrow starts on the
+    manifold, at the reference point (not at the origin or the centroid)."""
     pts, direction, _ = _line_points(6, 4)
     right = np.tile(direction, (6, 1))
     readout = np.stack([-direction, direction])
-    fig = plots.plot_readout_geometry(pts, right, readout, tangent_alignment=np.ones(6))
+    fig = plots.plot_readout_geometry(pts, right, readout, tangent_alignment=np.ones(6),
+                                      reference=1)  # fmt: skip
     (q,) = _by_gid(fig, "right_eigenvectors")
     uv = np.stack([q.U, q.V], 1)
     assert len(uv) == 6
     # eigenvectors along the line: horizontal in the PC1/PC2 plane
     assert np.abs(uv[:, 1]).max() < 1e-3 * np.abs(uv[:, 0]).max()
-    assert len(_by_gid(fig, "readout")) == 1  # binary: one arrow
+    (arrow,) = _by_gid(fig, "readout")  # binary: one arrow
+    mean, basis, _ = plots.pca_basis(pts, 2)
+    np.testing.assert_allclose(arrow.xyann, (pts[1] - mean) @ basis.T, atol=1e-12)
+    # along the line, towards the positive row, 0.4 of the span long
+    head = np.asarray(arrow.xy) - np.asarray(arrow.xyann)
+    assert abs(head[1]) < 1e-3 * abs(head[0])
     assert len(fig.axes) == 2
+    x0, x1 = fig.axes[0].get_xlim()
+    assert x0 <= arrow.xy[0] <= x1  # the arrow head is inside the axes
+    # many points: at most max_vectors segments
+    many, _, _ = _line_points(200, 4)
+    fig = plots.plot_readout_geometry(many, np.tile(direction, (200, 1)), readout, max_vectors=30)
+    (q,) = _by_gid(fig, "right_eigenvectors")
+    assert len(q.U) == 30
     with pytest.raises(ValueError, match="right_vectors"):
         plots.plot_readout_geometry(pts, right[:3], readout)
 
@@ -212,15 +297,37 @@ def test_simplex_rejects_two_classes():
         plots.plot_simplex(np.eye(4), np.eye(4)[:2])
 
 
-def test_linearized_accuracy_bars_and_by_length():
-    fig = plots.plot_linearized_accuracy(0.95, 0.9, 0.93)
-    assert [p.get_height() for p in _by_gid(fig, "accuracy_bars")] == [0.95, 0.9, 0.93]
+def test_linearized_accuracy_dots_chance_and_by_length():
+    """Values in 0.8-0.95 fill the axis (not a 0-1 range); chance is a dashed line in
+    the legend, drawn where it fits and named "below the axis" where it would squash."""
+    fig = plots.plot_linearized_accuracy(0.95, 0.9, 0.93, chance=0.5)
+    (dots,) = _by_gid(fig, "accuracy")
+    np.testing.assert_allclose(np.asarray(dots.get_offsets())[:, 0], [0.95, 0.9, 0.93])
+    (chance,) = _by_gid(fig, "chance")
+    assert chance.get_xdata()[0] == 0.5 and "chance" in legend_text(fig)
+    fig = plots.plot_linearized_accuracy(0.95, 0.85, 0.9)
+    x0, x1 = fig.axes[0].get_xlim()
+    assert 0.7 < x0 < 0.85 and 0.95 < x1 < 1.05
+    assert fig.axes[0].get_title() == "network accuracy 0.950; linearised 0.850"
     fig = plots.plot_linearized_accuracy(
-        0.95, 0.9, by_length={"length": [10, 20], "full": [1, 0.9], "initial": [0.9, 0.8]}
-    )
+        0.95, 0.9, by_length={"length": [10, 20], "full": [1, 0.9], "initial": [0.9, 0.8]},
+        chance=0.5,
+    )  # fmt: skip
     lines = _by_gid(fig, "accuracy_by_length")
     assert len(lines) == 2
     assert list(lines[1].get_ydata()) == [0.9, 0.8]
+    y0, _ = fig.axes[0].get_ylim()
+    assert y0 > 0.5  # chance 0.5 would squash 0.8-1.0: it is named, not drawn in range
+    assert "below the axis" in legend_text(fig)
+    nan = plots.plot_linearized_accuracy(0.9, float("nan"), trajectory=0.8)
+    assert len(_by_gid(nan, "accuracy")[0].get_offsets()) == 2  # a missing value left out
+
+
+def test_explained_variance_cumulative_axis_shows_the_data():
+    fig = plots.plot_explained_variance([0.93, 0.05, 0.02], threshold=0.9)
+    y0, y1 = fig.axes[1].get_ylim()
+    assert 0.8 < y0 < 0.9 and y1 >= 1.0  # not 0 to 1
+    assert fig.axes[0].get_title() == "PCs to 90%: visited 1"
 
 
 def _fake_analysis(c=2, k=8, s=4, v=6):
@@ -239,7 +346,7 @@ def _fake_analysis(c=2, k=8, s=4, v=6):
     stability = np.r_[2, np.ones(k - 1, int)]
     return ns(
         points=ns(kept=ns(points=pts, status=status)),
-        spectra=ns(eigenvalues=lam.astype(complex), stability=stability,
+        spectra=ns(eigenvalues=lam.astype(complex), stability=stability, marginal_band=0.02,
                    slow_vectors=np.tile(readout[-1], (k, 1))),
         geometry=ns(
             readout=readout, state_dimension=ns(spectrum=np.array([0.9, 0.1])),
@@ -250,12 +357,12 @@ def _fake_analysis(c=2, k=8, s=4, v=6):
             words=tuple(f"w{i}" for i in range(v)),
             mode_projections=rng.normal(size=(v, 1)),
             logit_effects=rng.normal(size=(v, c)),
-            trajectory_effects=rng.normal(size=(v, c)),
+            trajectory_effects=rng.normal(size=(v, c)), trajectory_length=40,
         ),
         baseline=ns(counts=np.ones(v), weights=rng.normal(size=(v, c))),
         prediction=ns(explained_ratio=np.array([1.0])),
         linearized=_lin(),
-        reference=ns(index=0),
+        reference=ns(index=1, point=pts[1]),
         model={"num_classes": c, "multilabel": False},
     )  # fmt: skip
 
@@ -278,12 +385,14 @@ def test_figures_from_an_analysis_binary():
     }  # fmt: skip
     assert all(isinstance(f, Figure) for f in figs.values())
     fig = figs["fixed_points"]
-    (roots,), (slow,) = _by_gid(fig, "roots"), _by_gid(fig, "slow_points")
+    unstable, marginal = _by_gid(fig, "roots.unstable"), _by_gid(fig, "roots.marginal")
+    (slow,) = _by_gid(fig, "slow_points", True)
     # coloured by the logit difference W·h (rows ±d): 2 d·h
     expected = a.points.kept.points @ (2 * a.geometry.readout[1])
-    np.testing.assert_allclose(roots.get_array(), expected[:-1])
+    np.testing.assert_allclose(unstable[0].get_array(), expected[:1])
+    np.testing.assert_allclose(marginal[0].get_array(), expected[1:-1])
     np.testing.assert_allclose(slow.get_array(), expected[-1:])
-    (unstable,) = _by_gid(figs["fixed_points"], "unstable")
+    (unstable,) = _by_gid(figs["fixed_points"], "roots.unstable")
     assert len(unstable.get_offsets()) == 1
     assert "8 slow points (7 certified roots)" in figs["fixed_points"].axes[0].get_title()
 
@@ -308,7 +417,130 @@ def test_figures_draw_accuracy_by_length_when_the_record_has_it():
         length_trajectory=np.array([0.9, np.nan, 0.75]),
     )
     fig = plots.figures(a)["linearized_accuracy"]
+    assert len(fig.axes) == 2  # overall accuracies and per length, side by side
     full, lin, traj = _by_gid(fig, "accuracy_by_length")
     np.testing.assert_allclose(full.get_xdata(), [15.0, 60.0])  # empty bin left out
     np.testing.assert_allclose(lin.get_ydata(), [0.9, 0.7])
     np.testing.assert_allclose(traj.get_ydata(), [0.9, 0.75])
+
+
+def _line_trajectories(a, b=6, t=12):
+    """Trajectories along the fake analysis' line, from 0 outwards."""
+    pts = a.points.kept.points
+    ends = np.linspace(-1, 1, b)[:, None] * (pts[-1] - pts[0])[None] / 2
+    return np.stack([np.outer(np.linspace(0, 1, t), e) for e in ends]) + pts.mean(0)
+
+
+FIGURE_NAMES = [
+    ("fixed_points", 2), ("fixed_points_3d", 2), ("eigenvalues", 2), ("time_constants", 2),
+    ("readout_geometry", 2), ("word_effects", 2), ("effect_vs_bow", 2),
+    ("explained_variance", 2), ("linearized_accuracy", 2), ("simplex", 3),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, c", FIGURE_NAMES)
+def test_each_figure_meets_its_five_criteria(name, c):
+    """Rated by tests/figure_criteria.py, all five must hold on a fake analysis of known
+    content. What a reader can check, per figure:
+
+    - fixed points (2-D, 3-D): the title counts the points and the certified roots; the
+      legend names roots, slow points, each stability drawn, documents, h0 and the
+      reference point; the points fill the axes; the ring and the star sit at the
+      reference point and h0; no text under 8 pt;
+    - eigenvalues: the title gives the count and the median |λ1|; the inset holds every
+      eigenvalue within 0.05 of 1; the unit circle has radius 1;
+    - time constants: the title's τ1 is the median line's first value; the dashed line is
+      at the median document length; "each point" is in the legend;
+    - readout geometry: the arrow starts at the reference point and its head is inside
+      the axes;
+    - word effects: the title counts the bars and the words seen; the legend says which
+      colour pushes where;
+    - effect vs bag of words: the title's r is the correlation of the dots drawn;
+    - explained variance: the cumulative axis starts near the data, not at 0; the
+      threshold line is at the analysis' threshold;
+    - simplex: one readout arrow per class, from the reference point;
+    - linearised accuracy: the chance line is at 1/C, the dots fill the axis.
+    """
+    a = _fake_analysis(c=c, s=4)
+    h0 = a.points.kept.points.mean(0)
+    trajs = _line_trajectories(a)
+    figs = plots.figures(a, trajectories=trajs, h0=h0)
+    p = {**plots.parts(a, trajectories=trajs), "h0": h0}
+    assert name in figs
+    ratings = rate(name, figs[name], p)
+    assert all(ratings.values()), ratings
+
+
+def test_every_plot_draws_into_given_axes():
+    """With ax=, a function draws into it, creates no figure and returns ax's figure."""
+    from matplotlib.figure import Figure as F
+
+    a = _fake_analysis()
+    p = plots.parts(a)
+    pts = p["points"]
+    fig = F(figsize=(12, 8))
+    grid = fig.subplots(3, 4)
+    ax3d = fig.add_subplot(3, 4, 12, projection="3d")
+    calls = [
+        lambda ax: plots.plot_fixed_points(pts, ax=ax),
+        lambda ax: plots.plot_eigenvalues(p["eigenvalues"], ax=ax),
+        lambda ax: plots.plot_time_constants(p["eigenvalues"], ax=ax),
+        lambda ax: plots.plot_readout_geometry(pts, p["right_vectors"], p["readout"], ax=ax),
+        lambda ax: plots.plot_word_effects(p["words"], p["mode_effects"], ax=ax),
+        lambda ax: plots.plot_effect_vs_bow(p["logit_effects"], p["bow_weights"], ax=ax),
+        lambda ax: plots.plot_explained_variance(p["state_ratio"], ax=ax),
+        lambda ax: plots.plot_linearized_accuracy(0.9, 0.8, ax=ax),
+        lambda ax: plots.plot_simplex(*_simplex_points(3), ax=ax),
+    ]
+    for call, ax in zip(calls, grid.ravel(), strict=False):
+        assert call(ax) is fig
+        assert ax.has_data() or ax.patches or ax.texts, call
+    assert plots.plot_fixed_points(pts, dims=3, ax=ax3d) is fig
+    both = fig.subplots(1, 2)  # a two-panel figure into a pair of axes
+    assert plots.plot_explained_variance(p["state_ratio"], [0.9, 0.1], ax=tuple(both)) is fig
+    assert len(both[1].get_lines()) >= 2
+    with pytest.raises(ValueError, match="3-D axes"):
+        plots.plot_fixed_points(pts, dims=3, ax=grid[0, 0])
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_save_writes_each_format_at_the_chosen_dpi(tmp_path, fmt, magic):
+    fig = plots.plot_linearized_accuracy(0.9, 0.8)
+    written = plots.save(fig, tmp_path / "acc.png", formats=(fmt,), dpi=200)
+    assert written == {fmt: str(tmp_path / f"acc.{fmt}")}
+    data = (tmp_path / f"acc.{fmt}").read_bytes()
+    assert data.startswith(magic)
+    if fmt == "png":
+        from PIL import Image
+
+        w, h = Image.open(io.BytesIO(data)).size
+        assert (w, h) == tuple(round(200 * x) for x in fig.get_size_inches())
+    with pytest.raises(ValueError, match="format"):
+        plots.render(fig, "jpg")
+    with pytest.raises(ValueError, match="dpi"):
+        plots.render(fig, "png", dpi=0)
+
+
+def test_figures_share_one_pca_basis():
+    """The fixed-point, readout and 3-D figures project on the same directions: the
+    reference point lands on the same coordinates in each."""
+    a = _fake_analysis()
+    trajs = _line_trajectories(a)
+    figs = plots.figures(a, trajectories=trajs)
+    p = plots.parts(a, trajectories=trajs)
+    mean, directions, _ = p["basis"]
+    want = (a.reference.point - mean) @ directions[:2].T
+    (ring,) = _by_gid(figs["fixed_points"], "reference")
+    np.testing.assert_allclose(ring.get_offsets()[0], want, atol=1e-12)
+    (ring,) = _by_gid(figs["readout_geometry"], "reference")
+    np.testing.assert_allclose(ring.get_offsets()[0], want, atol=1e-12)
+    (ring3,) = _by_gid(figs["fixed_points_3d"], "reference")
+    np.testing.assert_allclose(np.asarray(ring3._offsets3d)[:2, 0], want, atol=1e-12)
+    assert figs["fixed_points"].axes[0].get_xlabel() == figs["readout_geometry"].axes[
+        0].get_xlabel().replace("variance", "state variance")  # fmt: skip
+
+
+def test_no_text_smaller_than_8pt_at_the_saved_size():
+    a = _fake_analysis()
+    for name, fig in plots.figures(a, trajectories=_line_trajectories(a)).items():
+        assert min_font(fig) >= plots.MIN_FONT_PT, name

@@ -110,23 +110,23 @@ def choose_reference(
     if not qualified:
         index = int(order[0])
         reason = (
-            f"no analysed point is stable or marginal (smallest |λ1| {rad.min():.3f} > 1 + "
-            f"{band:g}); using the point nearest h0, which is unstable"
+            f"no analysed point is stable or marginal, the smallest |λ1| is {rad.min():.3f} > "
+            f"1 + {band:g}; the point nearest h0, which is unstable"
         )
     elif rule == "nearest":
         index = int(order[0])
-        reason = "the point nearest h0 (rule 'nearest'; stability not required)"
+        reason = "the point nearest h0, rule 'nearest': stability not required"
     elif rule == "stable" or score is None or len(cands) == 1:
         index = cands[0]
-        reason = f"the stable or marginal point (|λ1| <= 1 + {band:g}) nearest h0"
+        reason = f"the stable or marginal point nearest h0, with |λ1| ≤ 1 + {band:g}"
     else:
         scores = np.array([score(i) for i in cands])
         best = int(np.argmax(scores))  # first maximum: the nearest of the best
         index, agreement = cands[best], float(scores[best])
         reason = (
-            f"the most faithful of the {len(cands)} stable or marginal points nearest h0 "
-            f"(agreement {agreement:.3f} with the network on held-out examples; the "
-            f"nearest scored {scores[0]:.3f})"
+            f"the most faithful of the {len(cands)} stable or marginal points nearest h0: "
+            f"agreement {agreement:.3f} with the network on held-out examples, the nearest "
+            f"scored {scores[0]:.3f}"
         )
     return Reference(
         index=index, spectral_radius=float(rad[index]), distance=float(dist[index]),

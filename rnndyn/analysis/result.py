@@ -13,7 +13,6 @@ from rnndyn import words as wd
 from rnndyn._records import record, static
 from rnndyn.analysis import codec
 from rnndyn.analysis.baseline import Baseline
-from rnndyn.analysis.caveats import details
 from rnndyn.analysis.context import Contextual
 from rnndyn.analysis.fidelity import STUDY_ONE_STEP_ERROR, Fidelity
 from rnndyn.analysis.geometry import Geometry
@@ -22,6 +21,7 @@ from rnndyn.analysis.linearized import LinearizedAccuracy
 from rnndyn.analysis.points import SlowPoints
 from rnndyn.analysis.reference import Reference
 from rnndyn.analysis.spectra import Spectra
+from rnndyn.analysis.verdict import Verdict, verdict
 from rnndyn.analysis.word_effects import WordEffects
 from rnndyn.analysis.word_inputs import WordInputs
 from rnndyn.config import AnalysisConfig
@@ -49,7 +49,7 @@ class Analysis:
       contextual: ``Contextual`` processing: modifiers, their subspace and ablation,
         position effects, extended bag of words (``None`` unless asked for).
       seconds: wall-clock time of the analysis.
-      caveats: ``Caveat`` members that apply (``summary()`` renders them first).
+      caveats: ``Caveat`` members that apply (``verdict()`` lists them).
       model: description of the classifier (cell, sizes, classes).
       dataset: name of the analysed dataset.
       settings: the ``AnalysisConfig`` used, with the PRNG key's data:
@@ -74,10 +74,18 @@ class Analysis:
     dataset: str = static("")
     settings: AnalysisConfig = static(None)
 
+    def verdict(self) -> Verdict:
+        """What the dynamics are, in plain words: the kind of attractor, each claim with
+        its number and threshold, and a line per caveat (``rnndyn.analysis.verdict``)."""
+        return verdict(self)
+
     def summary(self) -> str:
-        """Human-readable lines: the slow points and what they are, the caveats, then the
-        headline numbers. A missing number says why it is missing."""
-        return "\n".join(_summary_lines(self))
+        """Human-readable lines: the verdict (with the caveats), then the slow points and
+        the headline numbers. A missing number says why it is missing."""
+        return "\n".join(verdict(self).lines() + _summary_lines(self))
+
+    def _repr_html_(self) -> str:
+        return verdict(self).to_html()
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (see ``rnndyn.analysis.codec``); big arrays as
@@ -110,60 +118,72 @@ def _median(x: Any) -> float:
     return float(np.median(x)) if x.size else float("nan")
 
 
+def _extent(points: Any) -> float:
+    """Length of the slow points' extent along their first principal component."""
+    p = np.asarray(points, np.float64)
+    if len(p) < 2:
+        return 0.0
+    p = p - p.mean(0)
+    return float(np.ptp(p @ np.linalg.svd(p, full_matrices=False)[2][0]))
+
+
+_RULES = {"agree": "the visited states and the slow points agree", "given": "given (manifold_dim)"}
+
+
 def _summary_lines(a: Analysis) -> list[str]:
     pts, geo, spec, lin, we = a.points, a.geometry, a.spectra, a.linearized, a.word_effects
     s = a.settings
     lines = [
-        f"{pts.describe()}; {len(pts.kept):,} analysed after merging "
-        f"({pts.search} search, x* = {s.input_star if s else '?'})"
+        f"{pts.describe()}; {len(pts.kept):,} analysed after merging, {pts.search} search, "
+        f"x* = {s.input_star if s else 'unknown'}"
     ]
-    for c in a.caveats:
-        extra = details(c, a)
-        lines.append(f"{c.severity.upper()}: {c.message}" + (f" ({extra})" if extra else ""))
     model = a.model or {}
     size = model.get("hidden_size", model.get("state_size", "?"))
     held = "held out" if a.baseline.held_out else "training accuracy"
     lines.append(
-        f"{model.get('cell', '?')} ({size} units) on {a.dataset or 'data'}: accuracy "
-        f"{lin.full:.3f}; bag of words {a.baseline.accuracy:.3f} ({held})"
+        f"{model.get('cell', '?')}, {size} units, on {a.dataset or 'data'}: accuracy "
+        f"{lin.full:.3f}; bag of words {a.baseline.accuracy:.3f}, {held}"
     )
-    no_point = "n/a (no slow point)"
+    no_point = "n/a, no slow point"
     ref = a.reference
     if ref is None:
-        lines.append("reference point: none (no slow point to linearise at)")
+        lines.append("reference point: none, no slow point to linearise at")
     else:
+        span = _extent(pts.kept.points)
+        scale = f"; the slow points extend {span:.3g} along PC1" if span > 0 else ""
         lines.append(
-            f"reference point {ref.index}: |λ1| {ref.spectral_radius:.4f}, at distance "
-            f"{ref.distance:.3g} from h0 in state space ({ref.reason})"
+            f"reference point {ref.index}: |λ1| {ref.spectral_radius:.4f}, ‖h* − h0‖ = "
+            f"{ref.distance:.3g} state-space units{scale}; chosen as {ref.reason}"
         )
     fpd, sd, pred = geo.fixed_point_dimension, geo.state_dimension, a.prediction
     fp_pcs = (
         f"PCs to 90% {fpd.pca90}, PR {fpd.participation_ratio:.2f}"
         if len(pts.kept) > 1
-        else "not measurable (fewer than two points)"
+        else "not measurable with fewer than two points"
     )
+    rule = _RULES.get(geo.dimension_rule, geo.dimension_rule)
     lines.append(
-        f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule}); slow points: "
+        f"manifold dimension {geo.manifold_dimension}, chosen as {rule}; slow points: "
         f"{fp_pcs}; visited states: PCs to 90% {sd.pca90}, PR {sd.participation_ratio:.2f}; "
         f"predicted from word counts {pred.dimension}"
     )
     if len(spec.spectral_radius):
         stab = np.bincount(np.asarray(spec.stability, np.int64), minlength=3)
         lines.append(
-            f"|λ1| median {np.median(spec.spectral_radius):.4f} (stable {stab[0]}, marginal "
-            f"{stab[1]}, unstable {stab[2]}); τ1 median "
+            f"|λ1| median {np.median(spec.spectral_radius):.4f}: stable {stab[0]}, marginal "
+            f"{stab[1]}, unstable {stab[2]}; τ1 median "
             f"{np.median(spec.time_constants[:, 0]):.4g} steps; line-attractor score median "
-            f"{_num(_median(spec.line_attractor_score), '.2f', 'n/a (one-dimensional state)')}"
+            f"{_num(_median(spec.line_attractor_score), '.2f', 'n/a, one-dimensional state')}"
             f"; slow modes per point median {np.median(spec.slow_modes):.0f}"
         )
         lines.append(
             f"readout overlap with the manifold {geo.readout_overlap:.3f}; slowest right "
             "eigenvector tangent alignment median "
-            f"{_num(_median(geo.tangent_alignment), '.3f', 'n/a (fewer than two points)')}"
+            f"{_num(_median(geo.tangent_alignment), '.3f', 'n/a, fewer than two points')}"
         )
     traj = (
-        f"{_num(we.trajectory_correlation, '.3f', 'n/a')} along the trajectory "
-        f"({we.trajectory_length} tokens)"
+        f"{_num(we.trajectory_correlation, '.3f', 'n/a, constant effects or weights')} along "
+        f"the trajectory of {we.trajectory_length} tokens"
     )
     lines.append(
         f"word effects vs bag of words: r = {_num(we.correlation, '.3f', no_point)} at the "
@@ -173,14 +193,14 @@ def _summary_lines(a: Analysis) -> list[str]:
         f"accuracy: network {lin.full:.3f}; linearised at the reference point "
         f"{_num(lin.initial, '.3f', no_point)}, around the nearest point "
         f"{_num(lin.nearest, '.3f', no_point)}, along the trajectory under x* "
-        f"{lin.trajectory:.3f}"
+        f"{_num(lin.trajectory, '.3f', 'n/a')}"
     )
     lines += _fidelity_lines(a)
     if a.word_inputs is not None:
         wi = a.word_inputs
         lines.append(
-            f"slow points under word inputs ({len(wi.words)} words): shift along the readout "
-            f"vs bag of words r = {_num(wi.correlation, '.3f', 'n/a (fewer than two words)')}"
+            f"slow points under word inputs, {len(wi.words)} words: shift along the readout "
+            f"vs bag of words r = {_num(wi.correlation, '.3f', 'n/a, fewer than two words')}"
         )
     return lines
 

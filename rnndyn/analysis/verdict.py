@@ -1,0 +1,384 @@
+"""A plain-language verdict on an ``Analysis``: what the dynamics are, each claim with
+the number behind it, and a line per caveat.
+
+``verdict(a)`` (also ``Analysis.verdict()``) decides every claim from the record's own
+numbers against the thresholds below, so the same analysis always reads the same way,
+and a claim whose threshold is not met is said the other way round ("not on a line:
+..."). The report (``rnndyn.report``), the first lines of ``Analysis.summary()`` and a
+notebook's ``_repr_html_`` all render this one verdict.
+
+Thresholds (each a module constant):
+
+* shape of the slow points: on a **line** when PC1 carries at least ``LINE_PC1`` of
+  their variance; otherwise a ``d``-dimensional manifold (a plane for ``d = 2``), ``d``
+  the manifold dimension the analysis chose, when ``d`` PCs carry at least the
+  analysis' ``threshold``; one slow point is a point attractor, none is no attractor;
+* **slow modes**: a point has one when a mode's ``|λ|`` is within the marginal band of 1
+  (``Spectra.slow_modes``); the attractor claim needs that at ``SLOW_FRACTION`` of the
+  points, and the memory it gives (median ``τ1``) is compared with the median document
+  length (``WordEffects.trajectory_length``): at least ``MEMORY_RATIO`` times it keeps
+  evidence from a whole document;
+* **readout**: aligned with the manifold when the root-mean-square ``|cos|`` of the
+  principal angles between the readout rows and the manifold's principal directions,
+  ``sqrt(Geometry.readout_overlap)``, is at least ``READOUT_ALIGNED`` (a random direction
+  in ``N`` units scores about ``sqrt(d / N)``, printed beside it);
+* **word effects** agree with a bag of words when Pearson ``r`` is at least
+  ``WORDS_AGREE`` (at the reference point; along the trajectory without one);
+* **linearisation** is faithful when its accuracy is within ``LINEAR_FAITHFUL`` of the
+  network's (at the reference point; along the trajectory without one).
+
+The kind of attractor (the headline) needs the shape and the slow modes: "Line
+attractor" when both hold, "Not a line attractor: ..." naming what failed otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rnndyn.analysis.caveats import details
+
+__all__ = [
+    "LINEAR_FAITHFUL",
+    "LINE_PC1",
+    "MEMORY_RATIO",
+    "READOUT_ALIGNED",
+    "SHORT_CAVEATS",
+    "SLOW_FRACTION",
+    "WORDS_AGREE",
+    "Claim",
+    "Verdict",
+    "verdict",
+]
+
+#: The slow points lie on a line when PC1 carries at least this fraction of their variance.
+LINE_PC1 = 0.8
+#: Fraction of the points that must have a slow mode (``| |λ| − 1 |`` within the band).
+SLOW_FRACTION = 0.8
+#: The memory outlasts a document when the median ``τ1`` is at least this times the
+#: median document length.
+MEMORY_RATIO = 1.0
+#: The readout is aligned with the manifold when its RMS ``|cos|`` is at least this.
+READOUT_ALIGNED = 0.5
+#: Word effects agree with the bag of words when Pearson ``r`` is at least this.
+WORDS_AGREE = 0.5
+#: The linearised model is faithful when it loses at most this much accuracy.
+LINEAR_FAITHFUL = 0.05
+
+_MARK = {True: "✓", False: "✗", None: "·"}
+
+#: A few words per caveat, for places without room for its message (the report's
+#: verdict links them to the full text); a caveat not named here shows its message.
+SHORT_CAVEATS = {
+    "NO_SLOW_POINTS": "no slow point was found",
+    "NO_ROOTS": "no certified root to analyse",
+    "FEW_SLOW_POINTS": "only two slow points",
+    "POINT_ATTRACTOR": "a single slow point",
+    "NEWTON_FALLBACK": "the hybrid Adam + Newton search was used",
+    "UNSTABLE_REFERENCE": "the reference point is unstable",
+    "DIMENSION_DISAGREEMENT": "the states and the slow points need different numbers of PCs",
+    "NO_WORD_INPUT_POINTS": "too few slow points under word inputs",
+    "BASELINE_NOT_HELD_OUT": "the bag of words is scored on its training data",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One line of a verdict.
+
+    Attributes:
+      topic: ``"shape"``, ``"slow_modes"``, ``"readout"``, ``"words"``, ``"linear"`` or
+        ``"caveat"``.
+      holds: whether the threshold is met (``None``: not measurable, or a caveat).
+      text: the claim in words with its number, e.g. ``"readout aligned with the
+        manifold: |cos| 0.98, a random direction ≈ 0.25"``.
+      value: the number tested (``None`` when there is none).
+      rule: the threshold as text, e.g. ``"PC1 ≥ 80%"``.
+      severity: for a caveat, ``"warning"`` or ``"note"``; else ``""``.
+      short: for a caveat, a few words (``SHORT_CAVEATS``); else ``""``.
+    """
+
+    topic: str
+    holds: bool | None
+    text: str
+    value: float | None = None
+    rule: str = ""
+    severity: str = ""
+    short: str = ""
+
+    def line(self) -> str:
+        """The claim as one line of text: a mark (✓, ✗, · or !) and the text."""
+        if self.topic == "caveat":
+            return f"! {self.severity.upper()}: {self.text}"
+        return f"{_MARK[self.holds]} {self.text}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What the dynamics are (``headline``) and why (``claims``, caveats last)."""
+
+    headline: str
+    claims: tuple[Claim, ...]
+    kind: str = ""
+
+    @property
+    def caveats(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.topic == "caveat")
+
+    def lines(self) -> list[str]:
+        """``"Verdict: <headline>"`` then one line per claim."""
+        return [f"Verdict: {self.headline}"] + ["  " + c.line() for c in self.claims]
+
+    def sentence(self) -> str:
+        """The headline and the claims (not the caveats) in one sentence."""
+        body = "; ".join(c.text for c in self.claims if c.topic != "caveat")
+        return f"{self.headline}: {body}" if body else self.headline
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def to_html(self, caveat_link: str | None = None) -> str:
+        """An HTML fragment: the headline and a list of the claims, each with a class
+        (``holds``, ``fails``, ``unknown``, ``warning``, ``note``) for styling. With
+        ``caveat_link`` (e.g. ``"#caveats"``) a caveat shows its few words and links there
+        for the full text."""
+        esc = html.escape
+        items = []
+        for c in self.claims:
+            if c.topic == "caveat":
+                cls, mark = c.severity, "!"
+                if caveat_link and c.short:
+                    text = (f"<b>{esc(c.severity)}</b>: {esc(c.short)} "
+                            f'<a href="{esc(caveat_link)}">details</a>')  # fmt: skip
+                else:
+                    text = f"<b>{esc(c.severity)}</b>: {esc(c.text)}"
+            else:
+                cls = {True: "holds", False: "fails", None: "unknown"}[c.holds]
+                mark, text = _MARK[c.holds], esc(c.text)
+            rule = f' title="{esc(c.rule)}"' if c.rule else ""
+            items.append(
+                f'<li class="{cls}"{rule}><span class="mark" aria-hidden="true">{mark}</span> '
+                f"{text}</li>"
+            )
+        return (
+            f'<div class="verdict"><p class="headline">{esc(self.headline)}</p>\n'
+            f'<ul class="claims">\n' + "\n".join(items) + "\n</ul></div>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def verdict(a: Any) -> Verdict:
+    """The verdict on ``Analysis`` ``a`` (thresholds: this module's constants)."""
+    claims: list[Claim] = []
+    kind, fails = _shape(a, claims)
+    attractor = _slow_modes(a, claims)
+    _readout(a, claims)
+    _words(a, claims)
+    _linear(a, claims)
+    for c in a.caveats:
+        extra = details(c, a)
+        text = c.message + (f"; {extra}" if extra else "")
+        claims.append(Claim("caveat", None, text, severity=c.severity,
+                            short=SHORT_CAVEATS.get(c.name, "")))  # fmt: skip
+    if attractor is False:
+        fails.append("no slow mode at most points")
+    if kind in ("none", "two"):
+        headline = (
+            "No attractor found: no slow point"
+            if kind == "none"
+            else "Two slow points: too few to tell a line from a point"
+        )
+    elif kind == "point":
+        unstable = bool(np.all(np.asarray(a.spectra.stability) == 2))
+        headline = "Not an attractor: one unstable slow point" if unstable else "Point attractor"
+    else:
+        headline = f"{kind[0].upper()}{kind[1:]} attractor"
+        if fails:
+            headline = f"Not a {kind} attractor: " + "; ".join(fails)
+    return Verdict(headline, tuple(claims), kind)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def _pct(x: float) -> str:
+    """A fraction as a percentage: more digits where 0 decimals would round to 0% or 100%."""
+    p = 100 * float(x)
+    text = f"{p:.0f}"
+    if (text == "0" and p > 0) or (text == "100" and p < 100):
+        text = f"{p:.2g}" if p < 1 else f"{p:.4g}"
+    return text + "%"
+
+
+def _num(x: float, threshold: float) -> str:
+    """``x`` to 2 decimals, or 3 where 2 would read as the threshold it is compared with."""
+    text = f"{x:.2f}"
+    return f"{x:.3f}" if text == f"{threshold:.2f}" and x != threshold else text
+
+
+def _steps(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def _shape(a: Any, claims: list[Claim]) -> tuple[str, list[str]]:
+    k = len(a.points.kept)
+    geo = a.geometry
+    pred = getattr(a.prediction, "dimension", None)
+    model = a.model if isinstance(a.model, Mapping) else {}
+    if k == 0:
+        claims.append(Claim("shape", None, f"no slow point among {len(a.points.candidates):,} "
+                            "starts: nothing to call an attractor"))  # fmt: skip
+        return "none", []
+    if k == 1:
+        claims.append(Claim("shape", None, "one slow point: a point attractor, dimension 0"))
+        return "point", []
+    if k == 2:
+        claims.append(Claim("shape", None, "two slow points: their dimension is not measurable"))
+        return "two", []
+    spectrum = np.asarray(geo.fixed_point_dimension.spectrum, np.float64)
+    pc1 = float(spectrum[0]) if spectrum.size else 0.0
+    d = int(geo.manifold_dimension)
+    predicted = ""
+    if pred is not None:
+        predicted = (
+            f"; word counts predict {int(pred)}" if int(pred) != d else ", as word counts predict"
+        )
+    c = model.get("num_classes")
+    if c and not model.get("multilabel") and d == int(c) - 1 and d > 1:
+        predicted += f"; C − 1 = {d} for {c} classes"
+    if pc1 >= LINE_PC1:
+        text = f"{k:,} slow points on a line: PC1 holds {_pct(pc1)} of their variance{predicted}"
+        claims.append(Claim("shape", True, text, pc1, f"PC1 ≥ {_pct(LINE_PC1)}"))
+        return "line", []
+    top = float(spectrum[:d].sum())
+    kind = "plane" if d == 2 else f"{d}-D"
+    noun = "plane" if d == 2 else f"{d}-D manifold"
+    rule = f"PC1 ≥ {_pct(LINE_PC1)} for a line; {d} PCs ≥ {_pct(geo.threshold)}"
+    if d >= 2 and top >= geo.threshold:
+        text = (
+            f"{k:,} slow points on a {noun}, not a line: {d} PCs hold {_pct(top)} of their "
+            f"variance, PC1 {_pct(pc1)}{predicted}"
+        )
+        claims.append(Claim("shape", True, text, top, rule))
+        return kind, []
+    n90 = int(geo.fixed_point_dimension.pca90)
+    text = (
+        f"{k:,} slow points not on a line: PC1 holds only {_pct(pc1)} of their variance, "
+        f"{n90} PCs reach 90%{predicted}"
+    )
+    claims.append(Claim("shape", False, text, pc1, rule))
+    return (
+        ("line", ["the slow points are not on a line"])
+        if d == 1
+        else (kind, [f"the slow points are not on a {noun}"])
+    )
+
+
+def _slow_modes(a: Any, claims: list[Claim]) -> bool | None:
+    spec = a.spectra
+    rad = np.asarray(spec.spectral_radius, np.float64)
+    if rad.size == 0:
+        return None
+    slow = np.asarray(spec.slow_modes)
+    frac = float(np.mean(slow >= 1))
+    tau = float(np.median(np.asarray(spec.time_constants)[:, 0]))
+    length = int(a.word_effects.trajectory_length)
+    band = float(spec.marginal_band)
+    m = int(np.median(slow))
+    count = {0: "no slow mode", 1: "one slow mode"}.get(m, f"{m} slow modes")
+    where = (
+        "at every point" if frac == 1 else "at one point" if len(rad) == 1 else
+        f"at {_pct(frac)} of the points"
+    )  # fmt: skip
+    capped = tau >= spec.tau_max * (1 - 1e-9)
+    tau_text = f"τ at the cap of {spec.tau_max:,.0f} steps" if capped else f"τ ≈ {_steps(tau)}"
+    tau_text += "" if capped else " steps"
+    longer = tau >= MEMORY_RATIO * length
+    memory = (
+        f"{tau_text}, documents ≈ {length:,} tokens"
+        if longer
+        else f"{tau_text}, shorter than documents ≈ {length:,} tokens: evidence fades"
+    )
+    unstable = int(np.sum(np.asarray(spec.stability) == 2))
+    extra = f"; {unstable:,} unstable" if unstable else ""
+    rule = f"| |λ| − 1 | ≤ {band:g} at ≥ {_pct(SLOW_FRACTION)} of the points"
+    if frac >= SLOW_FRACTION:
+        text = f"{count if m else 'a slow mode'} {where}: {memory}{extra}"
+        claims.append(Claim("slow_modes", True, text, frac, rule))
+        return True
+    text = (
+        f"no slow mode at most points: {_pct(frac)} have |λ| within {band:g} of 1, median "
+        f"|λ1| {np.median(rad):.3f}; {memory}{extra}"
+    )
+    claims.append(Claim("slow_modes", False, text, frac, rule))
+    return False
+
+
+def _readout(a: Any, claims: list[Claim]) -> None:
+    geo = a.geometry
+    overlap = float(geo.readout_overlap)
+    if not np.isfinite(overlap):
+        claims.append(Claim("readout", None, "readout alignment not measurable"))
+        return
+    cos = float(np.sqrt(max(overlap, 0.0)))
+    basis = np.asarray(geo.output_basis)
+    d, n = basis.shape if basis.ndim == 2 else (1, 1)
+    chance = float(np.sqrt(min(d / max(n, 1), 1.0)))
+    rule = f"RMS |cos| ≥ {READOUT_ALIGNED:g}"
+    where = "the line" if d == 1 else f"the manifold's {d} PCs"
+    if cos >= READOUT_ALIGNED:
+        text = f"readout aligned with {where}: |cos| {_num(cos, READOUT_ALIGNED)}, a random "
+        text += f"direction ≈ {chance:.2f}"
+    else:
+        text = (
+            f"readout not aligned with {where}: |cos| {_num(cos, READOUT_ALIGNED)} < "
+            f"{READOUT_ALIGNED:g}, a random "
+            f"direction ≈ {chance:.2f}"
+        )
+    claims.append(Claim("readout", cos >= READOUT_ALIGNED, text, cos, rule))
+
+
+def _words(a: Any, claims: list[Claim]) -> None:
+    we = a.word_effects
+    r, where = float(we.correlation), "at the reference point"
+    if not np.isfinite(r):
+        r, where = float(we.trajectory_correlation), "along the trajectory"
+    rule = f"Pearson r ≥ {WORDS_AGREE:g}"
+    if not np.isfinite(r):
+        claims.append(Claim("words", None, "word effects vs bag of words: not measurable, the "
+                            "effects or the weights are constant", rule=rule))  # fmt: skip
+        return
+    if r >= WORDS_AGREE:
+        text = f"word effects {where} agree with a bag of words: r {_num(r, WORDS_AGREE)}"
+    else:
+        text = (
+            f"word effects {where} do not match a bag of words: r {_num(r, WORDS_AGREE)} < "
+            f"{WORDS_AGREE:g}"
+        )
+    claims.append(Claim("words", r >= WORDS_AGREE, text, r, rule))
+
+
+def _linear(a: Any, claims: list[Claim]) -> None:
+    lin = a.linearized
+    full = float(lin.full)
+    acc, where = float(lin.initial), "at the reference point"
+    if not np.isfinite(acc):
+        acc, where = float(lin.trajectory), "along the trajectory"
+    bow = float(a.baseline.accuracy)
+    context = f"network {full:.3f}, bag of words {bow:.3f}"
+    rule = f"loses ≤ {LINEAR_FAITHFUL:g} accuracy"
+    if not np.isfinite(acc):
+        claims.append(Claim("linear", None, f"linearised accuracy not measurable; {context}"))
+        return
+    loss = full - acc
+    if loss <= LINEAR_FAITHFUL:
+        text = f"linearised {where} keeps the accuracy: {acc:.3f}; {context}"
+    else:
+        text = f"linearised {where} loses {loss:.3f} accuracy: {acc:.3f}; {context}"
+    claims.append(Claim("linear", loss <= LINEAR_FAITHFUL, text, acc, rule))
