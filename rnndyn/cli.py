@@ -33,7 +33,7 @@ __all__ = [
 
 #: The built-in cells' names (``rnndyn.models.CELLS``, which needs JAX; a test keeps the
 #: two equal).
-CELL_NAMES = ("gru", "lstm", "ugrnn", "vanilla")
+CELL_NAMES = ("gru", "linear", "lstm", "ugrnn", "vanilla")
 
 #: Held-out fraction of a local --dataset when no --test file is given.
 DEFAULT_TEST_FRACTION = 0.2
