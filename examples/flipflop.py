@@ -143,7 +143,7 @@ def main() -> None:
         )  # fmt: skip
         ax = fig.axes[0]
         for artist in fig.findobj(
-            lambda a: getattr(a, "get_gid", lambda: None)() == "fixed_points"
+            lambda a: getattr(a, "get_gid", lambda: None)() == "roots"
         ):
             artist.set_label("stable fixed points")
         xyz = (pts[~stable] - basis[0]) @ basis[1].T

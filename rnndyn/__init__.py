@@ -37,6 +37,7 @@ from rnndyn.convert import from_equinox, from_torch
 from rnndyn.fixed_points import FixedPoints, Status, find_fixed_points, sample_states, speed
 from rnndyn.linearize import (
     Eigen,
+    Jacobians,
     Linearization,
     eig,
     jacobians,
@@ -61,6 +62,7 @@ __all__ = [
     "Analysis",
     "Eigen",
     "FixedPoints",
+    "Jacobians",
     "Status",
     "Vanilla",
     "cells",
