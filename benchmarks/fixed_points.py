@@ -9,9 +9,10 @@ ours only when certified in float64 (``Status.ROOT`` or ``CONTINUUM``). Distinct
 roots are merged at 1e-3. Both are timed after a warm-up call (compilation excluded).
 
 Columns: ``ours s`` / ``peer s`` wall time, ``speed-up`` = peer / ours, ``roots`` and
-``distinct`` per tool, ``slow Adam`` = the most first-order steps any candidate that
-ended as a slow point took (the budget spent on slow points), ``RSS GB`` the process's
-peak resident memory after the row.
+``distinct`` per tool, ``stalled Adam`` = the most first-order steps any candidate that
+ended stalled above the tolerance took (``Status.STALLED``; rnndyn 0.1 called these slow
+points: the budget spent on them), ``RSS GB`` the process's peak resident memory after
+the row.
 
     python benchmarks/fixed_points.py --quick     # N = 64, K = 256, GRU and LSTM (minutes)
     python benchmarks/fixed_points.py             # + N = 256, K = 1024 (ours only)
@@ -56,7 +57,7 @@ def distinct(points: np.ndarray, inputs: np.ndarray) -> int:
     fps = rnndyn.FixedPoints(
         points=jnp.asarray(points),
         speeds=jnp.zeros(len(points)),
-        converged=jnp.ones(len(points), bool),
+        status=jnp.full(len(points), int(rnndyn.Status.ROOT), jnp.int32),
         steps=jnp.zeros(len(points), jnp.int32),
         inputs=jnp.asarray(inputs),
         initial_states=jnp.asarray(points),
@@ -82,7 +83,7 @@ def ours(cell, params, x, h0, batch_size=None):
         "seconds": seconds,
         "roots": len(roots),
         "distinct": distinct(np.asarray(roots.points), np.asarray(roots.inputs)),
-        "slow_adam": fps.stats["max_first_order_steps_slow"],
+        "stalled_adam": fps.stats["max_first_order_steps_stalled"],
     }
 
 
@@ -123,7 +124,7 @@ def row(cell_name, n, k, gain, seed, with_peer=True, batch_size=None):
     cols = [cell_name, n, k, f"{a['seconds']:.2f}"]
     cols += [f"{b['seconds']:.2f}", f"{b['seconds'] / a['seconds']:.2f}"] if b else ["-", "-"]
     cols += [a["roots"], b["roots"] if b else "-", a["distinct"], b["distinct"] if b else "-"]
-    cols += [a["slow_adam"], f"{rss:.2f}"]
+    cols += [a["stalled_adam"], f"{rss:.2f}"]
     print(" ".join(f"{c!s:>9}" for c in cols), flush=True)
 
 
@@ -138,7 +139,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {jax.default_backend()}, "
           f"{jax.local_device_count()} device(s), jax {jax.__version__}")  # fmt: skip
     head = ["cell", "N", "K", "ours s", "peer s", "speed-up", "roots", "peer", "distinct",
-            "peer", "slow Adam", "RSS GB"]  # fmt: skip
+            "peer", "stalled Adam", "RSS GB"]  # fmt: skip
     print(" ".join(f"{h:>9}" for h in head))
     sizes = [(64, 256)] if args.quick else [(64, 256), (256, 1024)]
     for n, k in sizes:

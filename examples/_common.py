@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -80,8 +79,8 @@ def train_and_analyze(
     """Train a classifier with ``cell`` and analyse it; write figures to ``args.out/name``.
 
     Returns:
-      ``(model, params, analysis)``; ``analysis`` is ``None`` if the analysis failed
-      (e.g. a single fixed point: no manifold), with the reason printed.
+      ``(model, params, analysis)``. An analysis that finds few or no slow points is
+      still a result: ``analysis.caveats`` says what is missing.
     """
     s = sizes(args)
     if isinstance(cell, str):
@@ -100,13 +99,9 @@ def train_and_analyze(
     if args.smoke:
         kw.update(SMOKE_ANALYZE)
     kw.update(analyze_kw)
-    try:
-        analysis = rnndyn.analyze(
-            model, test_set, params, key=k_an, train_data=train_set, verbose=not args.quiet, **kw
-        )
-    except RuntimeError as err:  # e.g. a single fixed point: no manifold to analyse
-        print(f"{name}: analysis failed: {err}", file=sys.stderr)
-        return model, params, None
+    analysis = rnndyn.analyze(
+        model, test_set, params, key=k_an, train_data=train_set, verbose=not args.quiet, **kw
+    )
     if args.out:
         out = os.path.join(args.out, name)
         from rnndyn.report import write_report

@@ -45,6 +45,7 @@ _EXPORTS = {
     "sample_states": "rnndyn.fixed_points",
     "speed": "rnndyn.fixed_points",
     "Eigen": "rnndyn.linearize",
+    "Jacobians": "rnndyn.linearize",
     "Linearization": "rnndyn.linearize",
     "eig": "rnndyn.linearize",
     "jacobians": "rnndyn.linearize",
@@ -131,6 +132,7 @@ if TYPE_CHECKING:  # the names above, for type checkers and editors
     )
     from rnndyn.linearize import (  # noqa: F401
         Eigen,
+        Jacobians,
         Linearization,
         eig,
         jacobians,
@@ -156,6 +158,7 @@ __all__ = [
     "Analysis",
     "Eigen",
     "FixedPoints",
+    "Jacobians",
     "Status",
     "Vanilla",
     "cells",

@@ -4,7 +4,11 @@ A *record* carries a result with its diagnostics: a frozen dataclass registered 
 pytree (``jax.tree_util.register_dataclass``), so that it can leave ``jax.jit`` and be
 mapped over with ``jax.tree_util``. Array fields are the pytree's leaves; fields made
 with ``static()`` (strings, settings, run statistics) are hashable auxiliary data.
-Small results that callers unpack (``values, right, left = eig(J)``) are NamedTuples.
+Small results that callers unpack (``values, right, left = eig(J)``) are NamedTuples;
+no public function returns a bare tuple of unlike things.
+
+What is not a result is not a record: settings (``rnndyn.config``), cells, models,
+datasets and checkpoints (inputs and artefacts) are plain frozen dataclasses.
 """
 
 from __future__ import annotations

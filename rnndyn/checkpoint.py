@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnndyn import _checks, _io
+from rnndyn._records import record, static
 from rnndyn.config import TrainConfig
 from rnndyn.models import Classifier, cell_name, make_cell
 
@@ -63,9 +64,10 @@ class Checkpoint:
     metadata: dict
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TrainState:
-    """Where a run stands, enough to continue it exactly (see ``train(resume=True)``).
+    """Where a run stands, enough to continue it exactly (see ``train(resume=True)``); a
+    record (``step`` and ``total_steps`` are static).
 
     Attributes:
       step: optimiser steps done.
@@ -76,8 +78,8 @@ class TrainState:
       pending: ``(k, 2)`` float32 losses and accuracies of the steps since the last log line.
     """
 
-    step: int
-    total_steps: int
+    step: int = static()
+    total_steps: int = static()
     opt_state: Any
     key_data: np.ndarray
     history: dict[str, list]

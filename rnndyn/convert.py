@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,16 @@ from rnndyn.cells import GRU, LSTM, Cell, Vanilla, from_function
 Array = jax.Array
 Params = Any
 
-__all__ = ["from_equinox", "from_torch"]
+__all__ = ["Converted", "from_equinox", "from_torch"]
+
+
+class Converted(NamedTuple):
+    """``from_torch`` and ``from_equinox``: the rnndyn ``cell`` and its ``params``
+    (``cell, params = from_torch(...)``)."""
+
+    cell: Cell
+    params: Params
+
 
 # --- PyTorch --------------------------------------------------------------------------
 
@@ -237,7 +246,7 @@ def _relu_cell(hidden_size: int) -> Cell:
     return from_function(_relu_rnn_step, state_size=hidden_size, bounds=(0.0, jnp.inf))
 
 
-def _build(kind: str, w_ih, w_hh, b_ih, b_hh) -> tuple[Cell, dict[str, Array]]:
+def _build(kind: str, w_ih, w_hh, b_ih, b_hh) -> Converted:
     """The rnndyn cell and parameters with torch's equations for one layer.
 
     ``w_ih (G*N, M)``, ``w_hh (G*N, N)``, biases ``(G*N,)`` or ``None`` (zero).
@@ -251,18 +260,16 @@ def _build(kind: str, w_ih, w_hh, b_ih, b_hh) -> tuple[Cell, dict[str, Array]]:
         # torch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); b_hn stays inside r
         params["b"] = jnp.asarray(b_ih + np.concatenate([b_hh[: 2 * n], zeros[:n]]))
         params["b_hn"] = jnp.asarray(b_hh[2 * n :])
-        return GRU(n), params
+        return Converted(GRU(n), params)
     params["b"] = jnp.asarray(b_ih + b_hh)
     if kind == "lstm":
-        return LSTM(n), params
+        return Converted(LSTM(n), params)
     if kind == "rnn_tanh":
-        return Vanilla(n), params
-    return _relu_cell(n), params
+        return Converted(Vanilla(n), params)
+    return Converted(_relu_cell(n), params)
 
 
-def from_torch(
-    rnn: Any, layer: int = 0, *, kind: str | None = None
-) -> tuple[Cell, dict[str, Array]]:
+def from_torch(rnn: Any, layer: int = 0, *, kind: str | None = None) -> Converted:
     """A torch recurrent network's step as an rnndyn cell and its parameters.
 
     Reads ``torch.nn.RNN`` (tanh or relu), ``GRU``, ``LSTM``, ``RNNCell``, ``GRUCell``
@@ -300,7 +307,7 @@ def from_torch(
         With a module, optional; if given it must match the module.
 
     Returns:
-      ``(cell, params)``: ``params`` is a dict ``W_h (N, G*N)``, ``W_x (M, G*N)``,
+      ``Converted(cell, params)``: ``params`` is a dict ``W_h (N, G*N)``, ``W_x (M, G*N)``,
       ``b (G*N,)`` (and ``b_hn (N,)`` for the GRU) with ``G`` gate blocks and input size
       ``M`` (``N`` for ``layer > 0``); ``cell(params, state, x)`` is one torch step on
       ``state (S,)``, ``S = N`` (``2N`` for the LSTM: ``[h, c]``).
@@ -411,7 +418,7 @@ def from_equinox(
     *,
     output: Callable[[Array], Array] | None = None,
     bounds: tuple[Any, Any] | None = None,
-) -> tuple[Cell, Params]:
+) -> Converted:
     """An equinox recurrent module as an rnndyn cell and its parameters.
 
     Works for ``equinox.nn.GRUCell``, ``equinox.nn.LSTMCell`` and any equinox module
@@ -436,7 +443,7 @@ def from_equinox(
         ``LSTMCell``, none otherwise.
 
     Returns:
-      ``(cell, params)``; ``cell(params, state (S,), x (M,)) -> (S,)``.
+      ``Converted(cell, params)``; ``cell(params, state (S,), x (M,)) -> (S,)``.
 
     Raises:
       ImportError: if equinox is not installed.
@@ -478,4 +485,4 @@ def from_equinox(
         output=default_output if output is None else output,
         bounds=default_bounds if bounds is None else bounds,
     )
-    return cell, params
+    return Converted(cell, params)

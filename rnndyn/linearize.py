@@ -27,6 +27,7 @@ Array = jax.Array
 __all__ = [
     "TAU_MAX",
     "Eigen",
+    "Jacobians",
     "Linearization",
     "RealModes",
     "eig",
@@ -52,7 +53,15 @@ __all__ = [
 TAU_MAX = 1e4
 
 
-def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> tuple[Array, Array]:
+class Jacobians(NamedTuple):
+    """``jacobians``: ``j_rec = ∂F/∂h`` and ``j_inp = ∂F/∂x``
+    (``j_rec, j_inp = jacobians(...)``)."""
+
+    j_rec: Array
+    j_inp: Array
+
+
+def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> Jacobians:
     """Jacobians of one step at each point.
 
     Args:
@@ -62,8 +71,8 @@ def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> tuple[Ar
       inputs: ``(M,)`` one input for all points, or ``(K, M)``.
 
     Returns:
-      ``J_rec (K, S, S)`` = ∂F/∂h and ``J_inp (K, S, M)`` = ∂F/∂x (without the leading
-      ``K`` axis if ``points`` was ``(S,)``).
+      ``Jacobians(j_rec, j_inp)``: ``J_rec (K, S, S)`` = ∂F/∂h and ``J_inp (K, S, M)`` =
+      ∂F/∂x (without the leading ``K`` axis if ``points`` was ``(S,)``).
     """
     points = _checks.as_array("points", points)
     inputs = _checks.as_array("inputs", inputs)
@@ -81,7 +90,7 @@ def jacobians(cell: Cell, params: Any, points: Array, inputs: Array) -> tuple[Ar
     dtype = jnp.result_type(pts.dtype, jnp.float32)
     xs = jnp.broadcast_to(inputs.astype(dtype), (pts.shape[0], inputs.shape[-1]))
     j_rec, j_inp = _jacobians(cell, params, pts.astype(dtype), xs)
-    return (j_rec[0], j_inp[0]) if single else (j_rec, j_inp)
+    return Jacobians(j_rec[0], j_inp[0]) if single else Jacobians(j_rec, j_inp)
 
 
 @functools.partial(jax.jit, static_argnums=0)

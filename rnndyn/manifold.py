@@ -21,14 +21,13 @@ Analysis is done in float64 numpy (small matrices, exact rules).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
 import numpy as np
 from scipy.spatial import cKDTree
 
 from rnndyn._checks import check_fraction, check_int, real_array
+from rnndyn._records import record, static
 
 __all__ = [
     "PCA",
@@ -55,8 +54,9 @@ __all__ = [
 # ------------------------------------------------------------------ dimension of points
 
 
-class PCA(NamedTuple):
-    """Principal components of a point set ``X (K, D)``; ``D' = min(K, D)``.
+@record
+class PCA:
+    """Principal components of a point set ``X (K, D)``; ``D' = min(K, D)`` (a record).
 
     Attributes:
       explained_variance: ``(D',)`` variance along each component (``s² / (K − 1)``,
@@ -140,8 +140,9 @@ def participation_ratio(X: Any) -> float:
     return float(np.sum(lam) ** 2 / sq) if sq > 0 else float("nan")
 
 
-class Dimension(NamedTuple):
-    """Summary of a point set's dimension.
+@record
+class Dimension:
+    """Summary of a point set's dimension (a record).
 
     Attributes:
       pca90: #PCs to explain 90% of the variance.
@@ -299,10 +300,10 @@ def local_pca_dimension(points: Any, k: int = 20, *, max_points: int = 2000) -> 
     return max(1.0, (p * k - 2.0) / (k - 1.0 - p))
 
 
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@record
 class IntrinsicDimension:
-    """Dimension estimates of one point set beyond global PCA.
+    """Dimension estimates of one point set beyond global PCA (a record; ``num_points`` is
+    static).
 
     Attributes:
       levina_bickel: ``levina_bickel`` (nan if it could not be computed).
@@ -314,7 +315,7 @@ class IntrinsicDimension:
     levina_bickel: float
     correlation: float
     local_pca: float
-    num_points: int = dataclasses.field(metadata={"static": True})
+    num_points: int = static()
 
     @property
     def dimension(self) -> float:
@@ -353,14 +354,15 @@ def intrinsic_dimension(
 
 
 # ``num_slow_modes`` and ``line_attractor_score`` live beside the eigendecomposition in
-# ``rnndyn.linearize`` (imported above and re-exported here).
+# ``rnndyn.linearize``.
 
 
 # --------------------------------------------------------------------------- geometry
 
 
-class Subspace(NamedTuple):
-    """Affine subspace ``mean + span(basis)``.
+@record
+class Subspace:
+    """Affine subspace ``mean + span(basis)`` (a record).
 
     Attributes:
       mean: ``(D,)`` a point on it (the centre of the fitted points).

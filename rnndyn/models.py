@@ -13,7 +13,7 @@ multi-label).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,16 @@ from rnndyn.cells import GRU, LSTM, UGRNN, Cell, Linear, Vanilla
 Array = jax.Array
 Params = Any
 
-__all__ = ["CELLS", "Classifier", "make_cell", "cell_name"]
+__all__ = ["CELLS", "Classifier", "Outputs", "make_cell", "cell_name"]
+
+
+class Outputs(NamedTuple):
+    """``Classifier.apply(..., return_states=True)``: ``logits (B, C)`` and the
+    ``states (B, T, S)`` after each step (``logits, states = model.apply(...)``)."""
+
+    logits: Array
+    states: Array
+
 
 #: Built-in cells by lower-case name, as used by checkpoints and the command line.
 CELLS: dict[str, type[Cell]] = {
@@ -242,11 +251,12 @@ class Classifier:
 
     def apply(
         self, params: Params, tokens: Array, mask: Array, return_states: bool = False
-    ) -> Array | tuple[Array, Array]:
-        """Logits ``(B, C)`` of the final states; with ``return_states`` also ``(B, T, S)``."""
+    ) -> Array | Outputs:
+        """Logits ``(B, C)`` of the final states; with ``return_states``, ``Outputs(logits,
+        states)`` with the states ``(B, T, S)``."""
         hs = self.states(params, tokens, mask)
         logits = self.readout(params, hs[:, -1])
-        return (logits, hs) if return_states else logits
+        return Outputs(logits, hs) if return_states else logits
 
     __call__ = apply
 

@@ -10,7 +10,6 @@ and config give the same parameters.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 import optax
 
 from rnndyn import _checks
+from rnndyn._records import record
 from rnndyn.checkpoint import (
     META_FILE,
     TrainState,
@@ -50,9 +50,9 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TrainResult:
-    """Trained ``params`` and ``history``: a dict of lists (JSON-friendly).
+    """Trained ``params`` and ``history``: a dict of lists (JSON-friendly). A record.
 
     ``history`` keys: ``step``, ``loss``, ``accuracy`` (training batches, averaged since
     the previous log line), and ``eval_step``, ``test_loss``, ``test_accuracy`` when

@@ -13,7 +13,6 @@ Word statistics build on the geometry of ``rnndyn.manifold`` (never the reverse)
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Literal, NamedTuple
 
@@ -23,12 +22,14 @@ import numpy as np
 import optax
 
 from rnndyn._checks import check_fraction, check_int, complex_or_real_array, real_array
+from rnndyn._records import record, static
 from rnndyn.linearize import RealModes
 from rnndyn.manifold import participation_ratio
 
 __all__ = [
     "BagOfWords",
     "DimensionPrediction",
+    "WordCounts",
     "class_mean_evidence",
     "correlation",
     "fit_bag_of_words",
@@ -142,9 +143,17 @@ def correlation(a: Any, b: Any) -> float:
 # ---------------------------------------------------------------------- word counts
 
 
+class WordCounts(NamedTuple):
+    """``word_counts``: ``counts (B, V)`` float64 and ``lengths (B,)`` the counted tokens
+    per document (``counts, lengths = word_counts(...)``)."""
+
+    counts: np.ndarray
+    lengths: np.ndarray
+
+
 def word_counts(
     token_ids: Any, vocab_size: int, *, mask: Any = None, lengths: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> WordCounts:
     """Per-document word counts.
 
     Args:
@@ -155,12 +164,13 @@ def word_counts(
         most one of ``mask`` and ``lengths``; with neither, every token counts.
 
     Returns:
-      ``counts (B, V)`` float64 and ``T_d (B,)`` the number of counted tokens.
+      ``WordCounts(counts, lengths)``: ``counts (B, V)`` float64 and ``lengths (B,)``
+      the number of counted tokens ``T_d``.
     """
     pairs = _doc_word_pairs(token_ids, vocab_size, mask, lengths)
     counts = np.zeros((pairs.lengths.shape[0], vocab_size))
     counts[pairs.doc, pairs.word] = pairs.count
-    return counts, pairs.lengths
+    return WordCounts(counts, pairs.lengths)
 
 
 class _Pairs(NamedTuple):
@@ -241,9 +251,10 @@ def _labels(labels: Any, batch: int, num_classes: int | None, multilabel: bool):
 # ------------------------------------------------------------------- bag of words
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class BagOfWords:
-    """Bag-of-words logistic regression ``logits = counts @ weights + bias``.
+    """Bag-of-words logistic regression ``logits = counts @ weights + bias`` (a record:
+    ``multilabel`` is static).
 
     Attributes:
       weights: ``(V, C)``; row ``w`` is word ``w``'s Δlogit per occurrence.
@@ -255,7 +266,7 @@ class BagOfWords:
     weights: np.ndarray
     bias: np.ndarray
     accuracy: float
-    multilabel: bool = False
+    multilabel: bool = static(False)
 
     def logits(self, counts: Any) -> np.ndarray:
         """``(B, C)`` logits of ``counts (B, V)`` (see ``word_counts``)."""
@@ -412,8 +423,9 @@ def _class_means(
     return np.stack(rows)
 
 
-class DimensionPrediction(NamedTuple):
-    """Manifold dimension predicted from word counts.
+@record
+class DimensionPrediction:
+    """Manifold dimension predicted from word counts (a record).
 
     Attributes:
       dimension: #components of the evidence vectors to reach ``threshold``.

@@ -43,7 +43,7 @@ def test_gradient_matches_autodiff_of_masked_scan(cell, vocab):
     fast = jax.jit(jax.value_and_grad(
         lambda p: _loss(model.apply_lengths(p, tokens, lengths), labels)
     ))  # fmt: skip
-    slow = jax.value_and_grad(lambda p: _loss(model.apply(p, tokens, mask), labels))
+    slow = jax.jit(jax.value_and_grad(lambda p: _loss(model.apply(p, tokens, mask), labels)))
     (l1, g1), (l2, g2) = fast(params), slow(params)
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
     _assert_trees_close(g1, g2, rtol=1e-4, atol=1e-7)
@@ -58,10 +58,11 @@ def test_gradient_matches_finite_differences_in_float64(cell):
         model, params, tokens, _, lengths, labels = _setup(cell, 9, steps=4, lengths=(4, 2))
         params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
 
+        @jax.jit  # compiled once: six evaluations below
         def loss(p):
             return _loss(model.apply_lengths(p, tokens, lengths), labels)
 
-        grads = jax.grad(loss)(params)
+        grads = jax.jit(jax.grad(loss))(params)
         assert model.final_state(params, tokens, lengths).dtype == jnp.float64
         leaves, tree = jax.tree_util.tree_flatten(params)
         for i, key in enumerate(jax.random.split(jax.random.key(5), 3)):
@@ -79,8 +80,8 @@ def test_gradient_matches_finite_differences_in_float64(cell):
 
 def test_single_step_and_per_example_gradients_under_vmap():
     model, params, tokens, mask, lengths, labels = _setup(cells.GRU(4), 11, steps=1, lengths=(1, 0))
-    g1 = jax.grad(lambda p: _loss(model.apply_lengths(p, tokens, lengths), labels))(params)
-    g2 = jax.grad(lambda p: _loss(model.apply(p, tokens, mask), labels))(params)
+    g1 = jax.jit(jax.grad(lambda p: _loss(model.apply_lengths(p, tokens, lengths), labels)))(params)
+    g2 = jax.jit(jax.grad(lambda p: _loss(model.apply(p, tokens, mask), labels)))(params)
     _assert_trees_close(g1, g2, rtol=1e-5, atol=1e-7)
 
     def one(p, tok, length, label):  # per-example gradients: vmap over a batch of 1-row batches
@@ -88,7 +89,7 @@ def test_single_step_and_per_example_gradients_under_vmap():
             lambda q: _loss(model.apply_lengths(q, tok[None], length[None]), label[None])
         )(p)
 
-    per = jax.vmap(one, in_axes=(None, 0, 0, 0))(params, tokens, lengths, labels)
+    per = jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))(params, tokens, lengths, labels)
     mean = jax.tree_util.tree_map(lambda a: a.mean(0), per)
     _assert_trees_close(mean, g2, rtol=1e-5, atol=1e-7)
 

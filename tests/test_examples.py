@@ -1,9 +1,14 @@
-"""Every example runs end to end at --smoke sizes (in this process: one JAX import).
+"""Every example runs end to end at --smoke sizes (in this process: one JAX import), and the
+numbers it prints are checked: against truth where the smoke sizes allow one (the
+dimension predicted from word counts is C − 1 for exclusive classes, one per label for
+independent labels, computed here in numpy from the regenerated training data), against
+what every point set must satisfy (a participation ratio between 1 and the rank), and
+against the JSON report the example writes.
 
-(examples/quickstart.py runs in .ci/run; examples/attractor_manifolds.py has no
-smoke size.) The smoke sizes are too small for the science (that is what the full runs and
-docs/reproducing.md are for); these tests check that each script runs, prints its table
-and writes its files.
+(examples/quickstart.py runs in .ci/run; examples/attractor_manifolds.py has no smoke
+size.) The smoke sizes are too small for the science of the full runs (that is what
+docs/reproducing.md is for): the trained networks are weak, so their accuracies are only
+checked for consistency.
 """
 
 import json
@@ -12,6 +17,7 @@ import re
 import runpy
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -27,36 +33,137 @@ def _run(name, argv, monkeypatch, capsys):
     return captured.out + captured.err
 
 
+def _table(out, first_column):
+    """The rows of the plain-text table whose header starts with ``first_column``, as
+    dicts of strings (columns are separated by two or more spaces)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() and
+                 line.split()[0] == first_column)  # fmt: skip
+    header = re.split(r"\s{2,}", lines[start].strip())
+    rows = []
+    for line in lines[start + 1 :]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(header):
+            break
+        rows.append(dict(zip(header, cells, strict=True)))
+    return rows
+
+
+def _class_mean_dimension(tokens, lengths, labels, vocab_size, threshold=0.9):
+    """The dimension predicted from word counts (docs/manifold.md), in plain numpy: PCs
+    of the class-mean word frequencies minus the overall mean to ``threshold`` of the
+    variance; multi-label: per label, documents with it minus those without."""
+    n = len(lengths)
+    f = np.zeros((n, vocab_size))
+    for d in range(n):
+        np.add.at(f[d], tokens[d, : lengths[d]], 1.0 / lengths[d])
+    if labels.ndim == 2:
+        rows = [f[labels[:, k] == 1].mean(0) - f[labels[:, k] == 0].mean(0)
+                for k in range(labels.shape[1])]  # fmt: skip
+    else:
+        rows = [f[labels == c].mean(0) - f.mean(0) for c in range(labels.max() + 1)]
+    lam = np.linalg.svd(np.stack(rows), compute_uv=False) ** 2
+    return int(np.searchsorted(np.cumsum(lam / lam.sum()), threshold - 1e-12) + 1)
+
+
+def _training_set(kind, *extra, seed=0):
+    """The training set an example draws at --smoke (examples/_common.synthetic)."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import _common as C
+
+        args = C.parser("x").parse_args(["--smoke", "--seed", str(seed)])
+        return C.synthetic(kind, *extra, args=args)[0]
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def _check_row_against_report(row, report, hidden=6):
+    """A table row of examples/_common.COLUMNS against the analysis.json it came from."""
+    kept = report["points"]["kept"]["points"]["shape"][0]
+    assert int(row["points"]) == kept
+    assert int(row["pred"]) == report["prediction"]["dimension"]
+    assert int(row["dim"]) == report["geometry"]["manifold_dimension"] >= 1
+    assert float(row["acc"]) == pytest.approx(report["linearized"]["full"], abs=5e-4)
+    assert float(row["lin"]) == pytest.approx(
+        report["linearized"]["initial"], abs=5e-4, nan_ok=True
+    )
+    assert float(row["lin traj"]) == pytest.approx(report["linearized"]["trajectory"], abs=5e-4)
+    assert 0.0 <= float(row["acc"]) <= 1.0
+    if "fp PR" in row and kept > 1:  # 1 <= PR <= rank <= min(K - 1, S)
+        assert 1.0 - 1e-9 <= float(row["fp PR"]) <= min(kept - 1, hidden) + 1e-9
+    if "|λ1|" in row:
+        radius = report["spectra"]["spectral_radius"]["array"]
+        assert float(row["|λ1|"]) == pytest.approx(np.median(radius), abs=5e-4)
+
+
+def _report(folder):
+    return json.loads((folder / "analysis.json").read_text())
+
+
 @pytest.mark.slow
-def test_line_attractor_smoke(monkeypatch, capsys):
+def test_line_attractor_smoke(tmp_path, monkeypatch, capsys):
     # two cells keep it short: the script's loop is the same for all four
-    argv = ["--smoke", "--quiet", "--cells", "vanilla", "gru"]
-    out = _run("line_attractor.py", argv, monkeypatch, capsys)
-    rows = re.findall(r"^\s*(vanilla|ugrnn|gru|lstm)\s", out, re.M)
-    assert rows == ["vanilla", "gru"]
+    argv = ["--smoke", "--quiet", "--cells", "vanilla", "gru", "--out", str(tmp_path)]
+    rows = _table(_run("line_attractor.py", argv, monkeypatch, capsys), "cell")
+    assert [r["cell"] for r in rows] == ["vanilla", "gru"]
+    train = _training_set("sentiment")
+    truth = _class_mean_dimension(train.tokens, train.lengths, train.labels, train.vocab_size)
+    assert truth == 1  # two classes: the class-mean contrasts have rank C - 1 = 1
+    for row in rows:
+        assert int(row["pred"]) == truth
+        _check_row_against_report(row, _report(tmp_path / row["cell"]))
 
 
 @pytest.mark.slow
-def test_categorical_manifold_smoke(monkeypatch, capsys):
-    argv = ["--smoke", "--quiet", "--classes", "3"]
-    out = _run("categorical_manifold.py", argv, monkeypatch, capsys)
-    assert re.search(r"^\s*3 classes", out, re.M)
+def test_categorical_manifold_smoke(tmp_path, monkeypatch, capsys):
+    argv = ["--smoke", "--quiet", "--classes", "3", "--out", str(tmp_path)]
+    (row,) = _table(_run("categorical_manifold.py", argv, monkeypatch, capsys), "task")
+    assert row["task"] == "3 classes"
+    train = _training_set("categorical", 3)
+    truth = _class_mean_dimension(train.tokens, train.lengths, train.labels, train.vocab_size)
+    assert int(row["pred"]) == truth == 3 - 1  # C - 1 for exclusive classes
+    report = _report(tmp_path / "3_classes")
+    _check_row_against_report(row, report)
+    fp90 = int(row["fp 90%"])
+    assert fp90 == report["geometry"]["fixed_point_dimension"]["pca90"]
+    assert fp90 <= max(int(row["points"]) - 1, 0)
 
 
 @pytest.mark.slow
 def test_ordered_manifold_smoke(monkeypatch, capsys):
     out = _run("ordered_manifold.py", ["--smoke", "--quiet"], monkeypatch, capsys)
-    exclusive = re.search(r"5 exclusive classes\s+5\s+(\d+)", out)
-    ordered = re.search(r"5 ordered ratings\s+5\s+(\d+)", out)
+    rows = {r["task"]: r for r in _table(out, "task")}
+    exclusive, ordered = rows["5 exclusive classes"], rows["5 ordered ratings"]
     # word counts alone: C - 1 = 4 for exclusive classes, fewer for ordered ratings
-    assert int(exclusive.group(1)) == 4
-    assert int(ordered.group(1)) < 4
+    assert int(exclusive["pred"]) == 4
+    assert int(ordered["pred"]) < 4
+    train = _training_set("ratings", 5)
+    truth = _class_mean_dimension(train.tokens, train.lengths, train.labels, train.vocab_size)
+    assert int(ordered["pred"]) == truth
+    for r in (exclusive, ordered):  # 1 <= PR <= rank <= C - 1
+        assert 1.0 <= float(r["PR"]) <= 4.0 + 1e-9
+    (net,) = _table(out, "cell")  # the trained network, on the same ratings
+    assert int(net["pred"]) == truth
 
 
 @pytest.mark.slow
-def test_multilabel_manifold_smoke(monkeypatch, capsys):
-    out = _run("multilabel_manifold.py", ["--smoke", "--quiet"], monkeypatch, capsys)
-    assert re.search(r"^\s*3 labels", out, re.M)
+def test_multilabel_manifold_smoke(tmp_path, monkeypatch, capsys):
+    argv = ["--smoke", "--quiet", "--out", str(tmp_path)]
+    (row,) = _table(_run("multilabel_manifold.py", argv, monkeypatch, capsys), "task")
+    assert row["task"] == "3 labels"
+    train = _training_set("multilabel", 3)
+    truth = _class_mean_dimension(train.tokens, train.lengths, train.labels, train.vocab_size)
+    assert int(row["pred"]) == truth == 3  # one dimension per independent label
+    report = _report(tmp_path / "3_labels")
+    _check_row_against_report(row, report)
+    shares = [float(v) for v in row["state PCs"].split("/")]
+    spectrum = report["geometry"]["state_dimension"]["spectrum"]["array"]
+    np.testing.assert_allclose(shares, spectrum[:4], atol=5e-3)
+    assert sorted(shares, reverse=True) == shares and sum(shares) <= 1.0 + 1e-9
+    assert float(row["state PR"]) == pytest.approx(
+        report["geometry"]["state_dimension"]["participation_ratio"], abs=5e-3
+    )
 
 
 @pytest.mark.slow
@@ -64,8 +171,13 @@ def test_custom_flax_model_smoke(tmp_path, monkeypatch, capsys):
     argv = ["--smoke", "--quiet", "--out", str(tmp_path)]
     out = _run("custom_flax_model.py", argv, monkeypatch, capsys)
     assert "one step matches flax: True" in out
-    if "analysis failed" not in out:  # too few fixed points at smoke sizes is allowed
-        assert (tmp_path / "leaky_rnn" / "report.html").exists()
+    assert (tmp_path / "leaky_rnn" / "report.html").exists()
+    (row,) = _table(out, "cell")
+    assert row["cell"] == "LeakyRNNCell"
+    report = _report(tmp_path / "leaky_rnn")
+    assert report["model"]["state_size"] == 6
+    _check_row_against_report(row, report)
+    assert int(row["pred"]) == 1  # binary sentiment: C - 1
 
 
 @pytest.mark.slow
@@ -89,12 +201,27 @@ def test_flipflop_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(plots, "save", capture)
     out = _run("flipflop.py", ["--smoke", "--quiet", "--out", str(tmp_path)], monkeypatch, capsys)
     assert "trained vanilla RNN (6 units)" in out
-    assert "32 candidates" in out
+    counts = re.search(r"^(\d+) candidates: (\{.*\})$", out, re.M)
+    assert int(counts.group(1)) == 32  # the smoke search's starts
+    tally = json.loads(counts.group(2).replace("'", '"'))
+    assert sum(tally.values()) == 32
     if "distinct certified fixed points" not in out:
+        assert "ROOT" not in tally
         return
-    assert (tmp_path / "fixed_points.json").exists()
+    summary = json.loads((tmp_path / "fixed_points.json").read_text())
+    assert summary["counts"] == tally
+    distinct = int(re.search(r"^(\d+) distinct certified", out, re.M).group(1))
+    assert distinct == summary["distinct"] == len(summary["points"]) <= tally["ROOT"]
+    # every distinct point is stable or a saddle with k unstable directions, once
+    assert summary["stable"] + sum(summary["saddles"].values()) == distinct
+    assert summary["stable"] <= 8 and len(summary["stable_memories"]) <= summary["stable"]
+    rows = _table(out, "#")
+    assert len(rows) == distinct
+    for r in rows:  # certified roots: below the search's tol of 1e-12; kinds match |λ|
+        assert float(r["q"]) < 1e-12
+        assert (float(r["max |λ|"]) <= 1.0) == (r["kind"] == "stable")
     assert (tmp_path / "flipflop_fixed_points.png").exists()
-    found = json.loads((tmp_path / "fixed_points.json").read_text())
+    found = summary
     stable, saddles = found["stable"], found["distinct"] - found["stable"]
     fig = saved["flipflop_fixed_points"]
     ax = fig.axes[0]

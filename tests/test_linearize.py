@@ -73,7 +73,7 @@ def test_eig_known_matrix_sorted_with_biorthogonal_vectors():
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 12))
+@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 2, 5, 12]))  # few shapes: compiles
 def test_eig_reconstructs_random_batches(seed, n):
     j = np.random.default_rng(seed).normal(size=(3, n, n)).astype(np.float32)
     e = rnndyn.eig(j)
@@ -199,15 +199,33 @@ def test_run_linearized_switches_to_the_nearest_point():
     )
 
 
-def test_linearization_matches_jacobians_and_checks_arguments():
+def _central_differences(f, h, x, eps=1e-6):
+    """``(∂f/∂h, ∂f/∂x)`` of ``f(h, x)`` by central differences (float64 numpy)."""
+    d_h = [(f(h + eps * e, x) - f(h - eps * e, x)) / (2 * eps) for e in np.eye(h.size)]
+    d_x = [(f(h, x + eps * e) - f(h, x - eps * e)) / (2 * eps) for e in np.eye(x.size)]
+    return np.stack(d_h, axis=1), np.stack(d_x, axis=1)
+
+
+def test_linearization_matches_finite_differences_and_checks_arguments():
     cell = cells.GRU(N)
     params = cell.init(jax.random.key(0), M)
     pts = 0.3 * jax.random.normal(jax.random.key(1), (5, N))
-    lin = rnndyn.linearization(cell, params, pts, jnp.zeros(M))
-    j_rec, j_inp = rnndyn.jacobians(cell, params, pts, jnp.zeros(M))
-    np.testing.assert_allclose(lin.j_rec, j_rec)
-    np.testing.assert_allclose(lin.j_inp, j_inp)
+    x_star = jnp.asarray([0.2, -0.1, 0.4])
+    lin = rnndyn.linearization(cell, params, pts, x_star)
     assert lin.inputs.shape == (5, M)
+    np.testing.assert_array_equal(lin.points, pts)
+    np.testing.assert_array_equal(lin.inputs, np.broadcast_to(x_star, (5, M)))
+    # the Jacobians against central differences of the cell in float64 (not against
+    # rnndyn.jacobians, which linearization calls)
+    with jax.enable_x64(True):
+        p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), params)
+        f = lambda h, x: np.asarray(cell(p64, jnp.asarray(h), jnp.asarray(x)))  # noqa: E731
+        for k in range(5):
+            fd_rec, fd_inp = _central_differences(
+                f, np.asarray(pts[k], np.float64), np.asarray(x_star, np.float64)
+            )
+            np.testing.assert_allclose(lin.j_rec[k], fd_rec, atol=1e-5)
+            np.testing.assert_allclose(lin.j_inp[k], fd_inp, atol=1e-5)
     with pytest.raises(ValueError, match="points must have 2 dimension"):
         rnndyn.linearization(cell, params, pts[0], jnp.zeros(M))
     xs = jnp.zeros((2, 3, M))
@@ -221,14 +239,14 @@ def test_linearization_matches_jacobians_and_checks_arguments():
         rnndyn.run_linearized(lin, jnp.zeros(N), xs, jnp.ones((2, 4), bool))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
-    k=st.integers(1, 4),
-    s=st.integers(1, 3),
-    t=st.integers(1, 6),
+    # a few shapes (each compiles), the edge cases among them; the values vary freely
+    shape=st.sampled_from([(1, 1, 1), (2, 3, 6), (4, 2, 4)]),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_run_linearized_matches_a_reference_loop(k, s, t, seed):
+def test_run_linearized_matches_a_reference_loop(shape, seed):
+    k, s, t = shape
     rng = np.random.default_rng(seed)
     lin = rnndyn.Linearization(
         points=jnp.asarray(rng.standard_normal((k, s))),

@@ -139,7 +139,10 @@ def test_class_mean_evidence_matches_dense_formula():
     lengths = rng.integers(0, 10, 40)
     lengths[:3] = 0  # documents without tokens are skipped
     y = rng.integers(0, 3, 40)
-    counts, t = wd.word_counts(ids, 6, lengths=lengths)
+    counts = np.zeros((40, 6))  # dense counts with numpy, not wd.word_counts
+    for d in range(40):
+        np.add.at(counts[d], ids[d, : lengths[d]], 1)
+    t = lengths.astype(float)
     keep = t > 0
     f = counts[keep] / t[keep, None]
     yk = y[keep]
@@ -232,11 +235,38 @@ def test_bag_of_words_multilabel():
     assert bow.weights[0, 0] > 0 > bow.weights[1, 0] and bow.weights[2, 1] > 0 > bow.weights[3, 1]
 
 
-def test_bag_of_words_logits_reproduce_accuracy():
+def test_bag_of_words_is_the_convex_optimum_and_reports_its_accuracy():
+    # Independent truth: the same convex objective (mean softmax cross-entropy of
+    # counts @ W + b, plus l2 ‖W‖²) minimised by scipy's L-BFGS in float64 numpy, on
+    # counts built with numpy.
+    from scipy.optimize import minimize
+
     ids, y, v, _ = _categorical(np.random.default_rng(13), 3, b=500)
-    bow = wd.fit_bag_of_words(ids, y, v, steps=200)
-    counts, _ = wd.word_counts(ids, v)
-    assert np.mean(np.argmax(bow.logits(counts), 1) == y) == pytest.approx(bow.accuracy)
+    l2, n, c = 1e-2, len(y), 3
+    bow = wd.fit_bag_of_words(ids, y, v, steps=200, l2=l2)
+    counts = np.zeros((n, v))
+    np.add.at(counts, (np.repeat(np.arange(n), ids.shape[1]), ids.ravel()), 1)
+
+    def objective(theta):
+        w, b = theta[: v * c].reshape(v, c), theta[v * c :]
+        z = counts @ w + b
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        value = np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(n), y]) + l2 * np.sum(w**2)
+        p[np.arange(n), y] -= 1
+        grad = np.concatenate([(counts.T @ p / n + 2 * l2 * w).ravel(), p.sum(0) / n])
+        return value, grad
+
+    best = minimize(objective, np.zeros(v * c + c), jac=True, method="L-BFGS-B",
+                    options={"gtol": 1e-12, "maxiter": 5000})  # fmt: skip
+    ours = objective(np.concatenate([bow.weights.ravel(), bow.bias]))[0]
+    assert ours - best.fun < 1e-3
+    centred = lambda w: w - w.mean(1, keepdims=True)  # noqa: E731 (softmax: shift-free)
+    w_best = best.x[: v * c].reshape(v, c)
+    np.testing.assert_allclose(centred(bow.weights), centred(w_best), atol=0.02)
+    # the accuracy it reports is its logits' accuracy on the labels
+    assert np.mean(np.argmax(counts @ bow.weights + bow.bias, 1) == y) == bow.accuracy
+    np.testing.assert_allclose(bow.logits(counts), counts @ bow.weights + bow.bias)
     assert bow.accuracy > 0.8
 
 

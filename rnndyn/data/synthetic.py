@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,14 @@ DEFAULT_MODIFIERS: tuple[tuple[str, float], ...] = (("very", 2.0), ("some", 1.0)
 MAX_ROUNDS = 100
 
 Length = int | tuple[int, int]
+
+
+class Vocabulary(NamedTuple):
+    """``vocabulary`` and ``rating_vocabulary``: the ``words`` and their ``(V, C)``
+    ``evidence`` (``vocab, evidence = vocabulary(...)``)."""
+
+    words: tuple[str, ...]
+    evidence: np.ndarray
 
 
 # ---------------------------------------------------------------- validation
@@ -75,7 +84,7 @@ def vocabulary(
     num_neutral: int = 10,
     modifiers: Sequence[tuple[str, float]] = DEFAULT_MODIFIERS,
     ordering: float = 0.0,
-) -> tuple[tuple[str, ...], np.ndarray]:
+) -> Vocabulary:
     """Deterministic vocabulary and (V, C) evidence matrix for the given knobs.
 
     Word ``"{mod}_{class}"`` has ``evidence[w, c] = valence * (ordering / 2) ** |c - c_w|``:
@@ -100,7 +109,7 @@ def vocabulary(
     dist = np.abs(own[:, None] - np.arange(c)[None, :])
     spread = np.where(dist == 0, 1.0, (ordering / 2.0) ** dist)
     evidence = np.where(own[:, None] >= 0, val[:, None] * spread, 0.0).astype(np.float32)
-    return tuple(words), evidence
+    return Vocabulary(tuple(words), evidence)
 
 
 # ---------------------------------------------------------------- sampling
@@ -407,7 +416,7 @@ def rating_vocabulary(
     num_neutral: int = 10,
     valences: Sequence[tuple[str, float]] = DEFAULT_VALENCES,
     evidence_strength: float = 1.0,
-) -> tuple[tuple[str, ...], np.ndarray]:
+) -> Vocabulary:
     """Vocabulary and ``(V, C)`` evidence of :func:`ratings` (deterministic).
 
     Class ``y`` tilts word probabilities by ``a_y = linspace(−1, 1, C)[y]``:
@@ -442,7 +451,7 @@ def rating_vocabulary(
     beta = np.concatenate([[0.0], np.cumsum(edges)]) * (a[1] - a[0])
     evidence = np.zeros((len(words), c))
     evidence[2:] = a[None, :] * v[:, None] - beta[None, :]
-    return words, evidence.astype(np.float32)
+    return Vocabulary(words, evidence.astype(np.float32))
 
 
 def ratings(

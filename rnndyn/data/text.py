@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,10 +47,17 @@ def build_vocab(
     return (PAD, UNK, *words[: vocab_size - 2])
 
 
-def encode(
-    docs: Sequence[Sequence[str]], vocab: Sequence[str], *, max_length: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenised documents -> ((B, T) int32 ids padded with 0, (B,) int32 lengths).
+class Encoded(NamedTuple):
+    """``encode``: ``tokens (B, T)`` int32 ids padded with 0 and ``lengths (B,)`` int32
+    (``tokens, lengths = encode(...)``)."""
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+
+
+def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], *, max_length: int) -> Encoded:
+    """Tokenised documents -> ``Encoded(tokens (B, T) int32 ids padded with 0, lengths
+    (B,) int32)``.
 
     Unknown words map to ``<unk>``; documents longer than ``max_length`` keep their first
     ``max_length`` tokens; an empty document becomes the single token ``<unk>`` (length 1),
@@ -63,4 +71,4 @@ def encode(
     tokens = np.full((len(ids), t), PAD_ID, dtype=np.int32)
     for i, d in enumerate(ids):
         tokens[i, : len(d)] = d
-    return tokens, lengths
+    return Encoded(tokens, lengths)

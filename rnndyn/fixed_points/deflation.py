@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ from rnndyn.fixed_points.result import SLOW, Status, cluster, nearest_distances
 from rnndyn.fixed_points.run import pad_rows
 from rnndyn.fixed_points.search import Outcome
 
-__all__ = ["count_distinct_roots", "deflate"]
+__all__ = ["Round", "count_distinct_roots", "deflate"]
 
 _RESEED_STEPS = (0.05, 0.25)  # seed distances from a root, times sqrt(S)
 
@@ -39,6 +39,15 @@ def count_distinct_roots(points, inputs, status, merge_distance: float) -> int:
     return int(np.unique(leader).size)
 
 
+class Round(NamedTuple):
+    """``deflate``: the updated outcome and certificate, and how many new distinct roots
+    the round found."""
+
+    outcome: Outcome
+    certificate: Certificate
+    new_roots: int
+
+
 def deflate(
     cell: Any,
     params: Any,
@@ -50,9 +59,9 @@ def deflate(
     h0: Any,
     bounds: tuple[Any, Any],
     merge_distance: float,
-) -> tuple[Outcome, Certificate, int]:
-    """One deflation round; returns the updated outcome and certificate and the number
-    of new distinct roots.
+) -> Round:
+    """One deflation round: a ``Round`` (the updated outcome and certificate, and the
+    number of new distinct roots).
 
     ``run(inputs, h0, bounds, (roots, mask))`` searches; ``certify(outcome, inputs,
     bounds)`` certifies its result.
@@ -62,13 +71,13 @@ def deflate(
     x_all = np.asarray(inputs)
     isolated = np.flatnonzero(status == Status.ROOT)
     if isolated.size == 0:
-        return out, cert, 0
+        return Round(out, cert, 0)
     reps = isolated[np.unique(cluster(points[isolated], x_all[isolated], merge_distance))]
     keep = np.isin(status, [int(s) for s in SLOW]) & (status != Status.ROOT)
     keep[reps] = True
     redo = np.flatnonzero(~keep)
     if redo.size == 0:
-        return out, cert, 0
+        return Round(out, cert, 0)
     known, known_x = points[reps], x_all[reps]
     rows = 1 << max(0, int(known.shape[0] - 1).bit_length())  # pad: fewer recompiles
     roots = np.zeros((rows, points.shape[1]), points.dtype)
@@ -88,7 +97,7 @@ def deflate(
     far = _far_from(np.asarray(new.points), x_all[redo], known, known_x, merge_distance)
     take = is_root & far
     if not np.any(take):
-        return out, cert, 0
+        return Round(out, cert, 0)
     rows_taken = redo[take]
     out = jax.tree_util.tree_map(
         lambda a, b: jnp.asarray(a).at[rows_taken].set(jnp.asarray(b)[take]), out, new
@@ -96,7 +105,7 @@ def deflate(
     cert = Certificate(*(_put(c, rows_taken, n[take]) for c, n in zip(cert, new_cert, strict=True)))
     found = count_distinct_roots(np.asarray(new.points)[take], x_all[rows_taken],
                                  new_cert.status[take], merge_distance)  # fmt: skip
-    return out, cert, found
+    return Round(out, cert, found)
 
 
 def _unstable_directions(a: np.ndarray) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ import optax
 from rnndyn import _blas, _checks
 from rnndyn.cells import Cell, validate
 from rnndyn.fixed_points import certificate, deflation, run, search
-from rnndyn.fixed_points.result import FixedPoints
+from rnndyn.fixed_points.result import FixedPoints, Status
 
 Array = jax.Array
 
@@ -168,6 +168,9 @@ def find_fixed_points(
         if found == 0:
             break
     stats.append(("steps_total", int(np.sum(np.asarray(out.adam_steps + out.newton_steps)))))
+    stalled = np.asarray(cert.status) == Status.STALLED
+    adam = np.asarray(out.adam_steps)
+    stats.append(("max_first_order_steps_stalled", int(adam[stalled].max(initial=0))))
     result = _result(out, inputs, h0, cert, tol_value, tuple(stats))
     if verbose:
         print(f"[rnndyn] fixed points: {result.describe()}", file=sys.stderr, flush=True)
