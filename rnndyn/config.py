@@ -114,7 +114,7 @@ class AnalysisConfig:
         None, "slow points have q = ½‖F(h) − h‖² below this (default S·1e-8/2: the studies' "
         "per-dimension criterion (1/S)‖F(h) − h‖² < 1e-8)",
     )  # fmt: skip
-    max_steps: int = _field(5000, "Adam steps per candidate of the slow-point search")
+    max_steps: int = _field(10000, "Adam steps per candidate of the slow-point search")
     learning_rate: float = _field(1e-2, "Adam step size of the slow-point search")
     merge_distance: float = _field(1e-3, "slow points closer than this are merged")
     outlier_factor: float = _field(

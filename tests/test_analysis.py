@@ -561,10 +561,19 @@ def _check(task, train_set, a):
         # track the length). The visited states curve away from it at the extreme
         # classes, which costs PCA components but not participation ratio.
         assert a.prediction.dimension < c - 1
-        fpd = a.geometry.fixed_point_dimension
-        assert fpd.pca90 < c - 1
-        assert abs(fpd.pca90 - a.prediction.dimension) <= 1
         assert a.geometry.state_dimension.participation_ratio < c - 1.5
+        if len(a.points.kept) >= 3:
+            fpd = a.geometry.fixed_point_dimension
+            assert fpd.pca90 < c - 1
+            assert abs(fpd.pca90 - a.prediction.dimension) <= 1
+        else:
+            # The 16-unit LSTM (key 0) has one stable root at zero input, 16 state units
+            # from h0, and no slow points nearer (q >= 3e-5 where Adam stalls): the
+            # analysis must say so rather than measure a manifold of one point, and the
+            # visited states still agree with the prediction to within one dimension.
+            assert Caveat.POINT_ATTRACTOR in a.caveats or Caveat.FEW_SLOW_POINTS in a.caveats
+            pca90 = a.geometry.state_dimension.pca90
+            assert pca90 < c - 1 and abs(pca90 - a.prediction.dimension) <= 1
     elif task == "multilabel3":
         assert a.geometry.manifold_dimension == 3
         assert a.prediction.dimension == 3

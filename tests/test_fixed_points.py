@@ -332,7 +332,10 @@ def test_no_root_with_a_vanishing_residual_reports_no_root(polish_steps):
     # a slow point's Newton step says where the linearisation puts a root: one unit on,
     # whatever the residual, because r / (J - I) = -1 exactly
     np.testing.assert_allclose(np.asarray(fps.correction)[slow], 1.0, rtol=1e-6)
-    assert all(s in (rnndyn.Status.SLOW_POINT, rnndyn.Status.STALLED) for s in _statuses(fps))
+    # Adam alone descends e^{-2h}/2 ever more slowly: below tol, still going at the cap
+    # (1% per 500 steps is not a stall), or stalled; never a root
+    allowed = (rnndyn.Status.SLOW_POINT, rnndyn.Status.STALLED, rnndyn.Status.MAX_STEPS)
+    assert all(s in allowed for s in _statuses(fps))
 
 
 def test_a_uniform_slow_drift_is_a_plateau_of_slow_points_without_roots():
