@@ -19,6 +19,8 @@ Core API::
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from rnndyn import _views
+
 #: Public names and the module each comes from. They are imported on first use (PEP 562),
 #: so ``import rnndyn`` and the command line's ``--help`` load no JAX.
 _EXPORTS = {
@@ -76,6 +78,17 @@ _SUBMODULES = (
     "train",
     "words",
 )
+
+
+def _analysis_html(analysis: Any) -> str:
+    """``Analysis._repr_html_``: the report's short view (``rnndyn.report.notebook_html``),
+    imported on first display so that ``import rnndyn`` stays light."""
+    from rnndyn import report
+
+    return report.notebook_html(analysis)
+
+
+_views.register_html("Analysis", _analysis_html)
 
 
 def __getattr__(name: str) -> Any:

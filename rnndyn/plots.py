@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -1403,6 +1403,7 @@ def figures(
     chance: float | None = None,
     chance_label: str | None = None,
     max_trajectories: int = 40,
+    only: Collection[str] | None = None,
 ) -> dict[str, Figure]:
     """Every figure of an ``Analysis``, by file-friendly name, in one shared PCA basis.
 
@@ -1418,6 +1419,8 @@ def figures(
         majority class' rate where it is known).
       chance_label: its legend name.
       max_trajectories: draw at most this many trajectories.
+      only: draw only the figures of these names (e.g. ``("fixed_points",)`` for the
+        notebook view); default: every figure.
 
     Returns:
       ``{"word_effects": ..., "effect_vs_bow": ..., "explained_variance": ...,
@@ -1431,11 +1434,15 @@ def figures(
     pts, w, basis = p["points"], p["readout"], p["basis"]
     binary = p["num_classes"] == 2 and not p["multilabel"]
     out: dict[str, Figure] = {}
+
+    def want(name: str) -> bool:
+        return only is None or name in only
+
     traj_kw = dict(trajectories=trajectories, lengths=lengths, max_trajectories=max_trajectories)
     reference = p["reference"]
     if len(pts):
         for name, dims in (("fixed_points", 2), ("fixed_points_3d", 3)):
-            if dims == 3 and pts.shape[1] < 3:
+            if (dims == 3 and pts.shape[1] < 3) or not want(name):
                 continue
             out[name] = plot_fixed_points(
                 pts, color=(pts @ (w[-1] - w[0])) if binary else None,
@@ -1443,12 +1450,14 @@ def figures(
                 stability=p["stability"], band=p["band"], dims=dims, labels=labels,
                 class_names=class_names, h0=h0, reference=reference, basis=basis, **traj_kw,
             )  # fmt: skip
-        out["eigenvalues"] = plot_eigenvalues(p["eigenvalues"], stability=p["stability"],
-                                              band=p["band"])  # fmt: skip
-        out["time_constants"] = plot_time_constants(
-            p["eigenvalues"], document_length=p["document_length"], band=p["band"]
-        )
-    if len(pts) >= 2:
+        if want("eigenvalues"):
+            out["eigenvalues"] = plot_eigenvalues(p["eigenvalues"], stability=p["stability"],
+                                                  band=p["band"])  # fmt: skip
+        if want("time_constants"):
+            out["time_constants"] = plot_time_constants(
+                p["eigenvalues"], document_length=p["document_length"], band=p["band"]
+            )
+    if len(pts) >= 2 and want("readout_geometry"):
         out["readout_geometry"] = plot_readout_geometry(
             pts, p["right_vectors"], w, tangent_alignment=p["tangent_alignment"],
             class_names=class_names, basis=basis, reference=reference,
@@ -1460,25 +1469,31 @@ def figures(
         (f"towards {names[0]}", f"towards {names[-1]}") if binary and names else
         ("lowers the evidence", "raises the evidence")
     )  # fmt: skip
-    out["word_effects"] = plot_word_effects(p["words"], p["mode_effects"], counts=p["counts"],
-                                            directions=directions)  # fmt: skip
+    if want("word_effects"):
+        out["word_effects"] = plot_word_effects(p["words"], p["mode_effects"],
+                                                counts=p["counts"],
+                                                directions=directions)  # fmt: skip
     eff, bow = p["logit_effects"], p["bow_weights"]
     if binary:  # centred binary rows are exact opposites: one column says it all
         eff, bow = eff[:, -1], bow[:, -1]
-    out["effect_vs_bow"] = plot_effect_vs_bow(
-        eff, bow, counts=p["counts"], words=p["words"], class_names=class_names,
-        ylabel=f"logit change, linearised at {p['effects_at']}",
-    )  # fmt: skip
-    out["explained_variance"] = plot_explained_variance(
-        p["state_ratio"], p["fixed_point_ratio"], p["predicted_ratio"], threshold=p["threshold"]
-    )
+    if want("effect_vs_bow"):
+        out["effect_vs_bow"] = plot_effect_vs_bow(
+            eff, bow, counts=p["counts"], words=p["words"], class_names=class_names,
+            ylabel=f"logit change, linearised at {p['effects_at']}",
+        )  # fmt: skip
+    if want("explained_variance"):
+        out["explained_variance"] = plot_explained_variance(
+            p["state_ratio"], p["fixed_point_ratio"], p["predicted_ratio"],
+            threshold=p["threshold"],
+        )  # fmt: skip
     c = p["num_classes"]
-    if c in (3, 4) and not p["multilabel"] and len(pts) >= c:
+    if c in (3, 4) and not p["multilabel"] and len(pts) >= c and want("simplex"):
         out["simplex"] = plot_simplex(pts, w, class_names=class_names, reference=reference,
                                       basis=basis if basis is not None and
                                       len(basis[1]) >= c - 1 else None)  # fmt: skip
-    out["linearized_accuracy"] = _accuracy_figure(
-        p["accuracy"], p["chance"] if chance is None else chance,
-        chance_label or ("chance, 1/C" if chance is None else "chance"),
-    )  # fmt: skip
+    if want("linearized_accuracy"):
+        out["linearized_accuracy"] = _accuracy_figure(
+            p["accuracy"], p["chance"] if chance is None else chance,
+            chance_label or ("chance, 1/C" if chance is None else "chance"),
+        )  # fmt: skip
     return out

@@ -30,10 +30,13 @@ from rnndyn._io import atomic_write
 
 __all__ = [
     "CAPTIONS",
+    "KEY_NUMBERS",
     "SECTIONS",
     "Setting",
     "analysis_settings",
     "figure_inputs",
+    "key_rows",
+    "notebook_html",
     "summary_rows",
     "trajectories",
     "write_report",
@@ -162,6 +165,74 @@ def summary_rows(analysis: Any) -> list[tuple[str, str]]:
         ("analysis time, s", f"{a.seconds:.1f}"),
     ]  # fmt: skip
     return rows
+
+
+#: The rows of ``summary_rows`` (by the start of their names) that the notebook view
+#: shows: the dimension, the slowest mode, the readout and the accuracies.
+KEY_NUMBERS = (
+    "slow points analysed",
+    "manifold dimension",
+    "top |λ|",
+    "top time constant",
+    "readout overlap",
+    "accuracy: full network",
+    "accuracy: bag of words",
+    "accuracy: linearised at the reference point",
+)
+
+
+def key_rows(analysis: Any) -> list[tuple[str, str]]:
+    """The rows of ``summary_rows`` whose names start with one of ``KEY_NUMBERS``."""
+    return [row for row in summary_rows(analysis) if row[0].startswith(KEY_NUMBERS)]
+
+
+def _rows_html(rows: Sequence[tuple[str, str]]) -> str:
+    esc = html.escape
+    return "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+
+
+def notebook_html(analysis: Any, *, dpi: float = 72) -> str:
+    """The short view of an ``Analysis`` in a notebook (``Analysis._repr_html_``).
+
+    The same parts as the top of ``report.html``, drawn by the same helpers: the verdict
+    (``Verdict.to_html``), the main figure (``MAIN_FIGURES``: the slow points in their
+    top principal components) as an inline PNG at ``dpi``, the candidates per status
+    (``FixedPoints.to_html``) and the key numbers (``key_rows``). Without matplotlib the
+    figure is left out with a line that says so. No trajectories are drawn: the record
+    holds no model; ``write_report`` draws them.
+
+    Returns:
+      An HTML fragment (no ``<html>`` or ``<style>``: it sits inside the notebook).
+    """
+    fig_html = ""
+    try:
+        from rnndyn import plots
+    except ImportError:
+        fig_html = "<p>No figure: matplotlib is missing (pip install 'rnndyn[plot]').</p>"
+    else:
+        figs = plots.figures(analysis, only=MAIN_FIGURES)
+        main = next((n for n in MAIN_FIGURES if n in figs), None)
+        if main is not None:
+            png = plots.render(figs[main], "png", dpi=dpi)
+            fig_html = (
+                f'<figure style="margin:0;max-width:480px">{_img(main, {"png": png})}'
+                f'<figcaption style="font-size:smaller">{html.escape(main.replace("_", " "))}'
+                "</figcaption></figure>"
+            )
+    model = analysis.model if isinstance(analysis.model, Mapping) else {}
+    cell = model.get("cell", "RNN")
+    title = f"rnndyn analysis: {cell} on {analysis.dataset or 'data'}"
+    flex = 'style="display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start"'
+    return (
+        f'<div class="rnndyn-analysis"><p><b>{html.escape(title)}</b></p>\n'
+        f'<div {flex}><div style="flex:1 1 320px">{analysis.verdict().to_html()}</div>\n'
+        f"{fig_html}</div>\n"
+        f"<div {flex}><div>{analysis.points.candidates.to_html()}</div>\n"
+        f'<div><table class="numbers">\n{_rows_html(key_rows(analysis))}\n</table></div>'
+        '</div>\n<p style="font-size:smaller">analysis.summary() has every number; '
+        "rnndyn.report.write_report(analysis, dir) writes every figure and report.html.</p>"
+        "</div>"
+    )
 
 
 def _fmt(x: float, spec: str, missing: str) -> str:
@@ -359,12 +430,11 @@ def _page(
         grid = "\n".join(_figure_html(n, figs[n], files.get(n, ()), n in wide) for n in names)
         body.append(f'<section id="{sid}"><h2>{esc(heading)}</h2><div class="grid">\n{grid}\n'
                     "</div></section>")  # fmt: skip
-    rows = "\n".join(
-        f"<tr><th>{esc(k)}</th><td>{esc(val)}</td></tr>" for k, val in summary_rows(analysis)
-    )
+    rows = _rows_html(summary_rows(analysis))
     lines = "\n".join(f"<li>{esc(line)}</li>" for line in analysis.summary().splitlines())
     body.append(
         f'<section id="numbers"><h2>Numbers</h2><div class="scroll"><table>\n{rows}\n</table>'
+        f"<h3>Every start of the search</h3>{analysis.points.candidates.to_html()}"
         f"</div><details><summary>The text summary</summary><ul>\n{lines}\n</ul></details>"
         "</section>"
     )

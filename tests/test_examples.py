@@ -243,6 +243,33 @@ def test_flipflop_smoke(tmp_path, monkeypatch, capsys):
     assert sum(criteria.values()) >= PASS, criteria
 
 
+def test_torch_gru_fixed_points_smoke(tmp_path, monkeypatch, capsys):
+    """The torch example: every certified root, fed back through torch's own GRU step in
+    float64, is a fixed point to the float32 floor; the JSON holds what was printed."""
+    pytest.importorskip("torch")
+    argv = ["--smoke", "--quiet", "--out", str(tmp_path)]
+    out = _run("torch_gru_fixed_points.py", argv, monkeypatch, capsys)
+    assert "torch.nn.GRU: 6 units, 2 inputs, 40 training steps" in out
+    starts = re.search(r"^(\d+) slow points \(q < ([0-9.e+-]+)\) of (\d+) starts", out, re.M)
+    assert starts and int(starts.group(3)) == 64
+    if "no certified root" in out:
+        return
+    line = re.search(r"^(\d+) distinct certified roots; q by torch.*max ([0-9.e+-]+)$", out, re.M)
+    n, q_max = int(line.group(1)), float(line.group(2))
+    assert 1 <= n <= 64 and q_max < 1e-8
+    rows = _table(out, "#")
+    assert len(rows) == n
+    for r in rows:
+        assert r["status"] in ("ROOT", "CONTINUUM")
+        assert float(r["q (torch)"]) < 1e-8 and float(r["q (rnndyn)"]) < float(starts.group(2))
+        assert (float(r["max |λ|"]) <= 1.0) == (r["kind"] == "stable")
+    saved = json.loads((tmp_path / "fixed_points.json").read_text())
+    assert len(saved["points"]) == n and max(saved["q_torch"]) == pytest.approx(q_max, rel=0.01)
+    assert sum(saved["counts"].values()) == 64 and len(saved["points"][0]) == 6
+    # the comparison ran, or says that it was skipped (package not installed)
+    assert re.search(r"^FixedPointFinder: (skipped|\d+ unique fixed points)", out, re.M)
+
+
 def test_every_example_takes_smoke_and_out():
     """All examples (but the quick start and the issue-10 table) document both flags."""
     for path in EXAMPLES.glob("*.py"):

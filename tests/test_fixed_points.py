@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -221,6 +223,32 @@ def test_merge_keeps_the_slowest_of_each_group_and_drop_outliers():
     assert len(kept) == 10 and float(kept.points[:, 0].max()) < 1.0
     with pytest.raises(ValueError, match="distance must be"):
         fps.merge_duplicates(-1.0)
+
+
+def test_html_view_counts_each_status_with_its_q_range():
+    S = rnndyn.Status
+    status = [S.ROOT, S.ROOT, S.SLOW_POINT, S.STALLED, S.DIVERGED]
+    speeds = [1e-12, 3e-10, 2e-9, 0.25, np.inf]
+    fps = rnndyn.FixedPoints(
+        points=jnp.zeros((5, 3)),
+        speeds=jnp.asarray(speeds, jnp.float32),
+        status=jnp.asarray(status, jnp.int32),
+        steps=jnp.zeros(5, jnp.int32),
+        inputs=jnp.zeros((5, 1)),
+        initial_states=jnp.zeros((5, 3)),
+        tol=1e-8,
+    )
+    html = fps._repr_html_()
+    assert html == fps.to_html()
+    assert fps.describe().replace("<", "&lt;") in html
+    rows = dict(re.findall(r"<th>([A-Z_]+)</th><td[^>]*>([0-9,]+)</td>", html))
+    assert rows == {"ROOT": "2", "SLOW_POINT": "1", "STALLED": "1", "DIVERGED": "1"}
+    assert "1e-12 – 3e-10" in html  # the ROOT rows' q range
+    assert "0.25 – 0.25" in html and "not finite" in html  # DIVERGED has only q = inf
+    assert "5 candidates in 3 dimensions" in html and "tol 1e-08" in html
+    assert "<img" not in html  # a table, no figure
+    empty = fps.select(np.zeros(5, bool)).to_html()
+    assert "0 candidates" in empty and "<th>ROOT</th>" not in empty
 
 
 def test_sample_states_respects_mask():

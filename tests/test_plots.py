@@ -375,6 +375,14 @@ def _lin(**kw):
     return types.SimpleNamespace(**{**base, **kw})
 
 
+def test_figures_only_draws_the_named_ones():
+    a = _fake_analysis()
+    assert set(plots.figures(a, only=("fixed_points", "word_effects"))) == {
+        "fixed_points", "word_effects"}  # fmt: skip
+    assert plots.figures(a, only=("simplex",)) == {}  # binary: no simplex to draw
+    assert set(plots.figures(a, only=())) == set()
+
+
 def test_figures_from_an_analysis_binary():
     a = _fake_analysis()
     figs = plots.figures(a)

@@ -140,6 +140,40 @@ def test_the_page_leads_with_the_verdict_beside_the_main_figure(report):
     assert "nan" not in text.split() and "np." not in text
 
 
+def test_the_notebook_view_is_short_and_made_of_the_report_parts(report):
+    """``Analysis._repr_html_``: the verdict, one inline PNG of the slow points, the
+    candidates per status and the key numbers, drawn by the report's own helpers."""
+    import html as html_lib
+
+    from rnndyn import _views
+    from rnndyn.report import key_rows, notebook_html
+
+    a, page = report["analysis"], report["page"]
+    view = a._repr_html_()
+    assert _views.html_view("Analysis") is not None
+    assert view == notebook_html(a)
+    v = a.verdict()
+    assert v.to_html() in view and "Line attractor" in view
+    # exactly one figure, a real PNG of the slow points
+    imgs = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', view)
+    assert [alt for alt, _ in imgs] == ["fixed points"]
+    png = base64.b64decode(imgs[0][1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    # the candidates per status, the same table as in the report's numbers
+    table = a.points.candidates.to_html()
+    assert table in view and table in page
+    for name, n in a.points.candidates.counts().items():
+        assert re.search(rf"<th>{name}</th><td[^>]*>{n:,}</td>", view), name
+    # the key numbers, each as in the report's table, and only those
+    rows = key_rows(a)
+    assert len(rows) >= 7
+    for k, val in rows:
+        cell = f"<tr><th>{html_lib.escape(k)}</th><td>{html_lib.escape(val)}</td></tr>"
+        assert cell in view and cell in page
+    assert "dimension predicted from word counts" not in view
+    assert len(view) < len(page) / 3 and "<section" not in view and "<style" not in view
+
+
 def test_settings_are_a_table_of_what_was_used_without_absolute_paths(report):
     a, page = report["analysis"], report["page"]
     settings = _parse(page[page.index('id="settings"') :])

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rnndyn import _views
 from rnndyn import manifold as mf
 from rnndyn import words as wd
 from rnndyn._records import record, static
@@ -85,7 +86,11 @@ class Analysis:
         return "\n".join(verdict(self).lines() + _summary_lines(self))
 
     def _repr_html_(self) -> str:
-        return verdict(self).to_html()
+        """The notebook view: the verdict, the candidates per status, the key numbers and
+        the fixed-point figure (``rnndyn.report.notebook_html``, the report's helpers);
+        just the verdict where no view is registered."""
+        view = _views.html_view("Analysis")
+        return view(self) if view is not None else verdict(self).to_html()
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (see ``rnndyn.analysis.codec``); big arrays as

@@ -16,6 +16,7 @@ or a float32 artefact).
 from __future__ import annotations
 
 import enum
+import html
 import warnings
 from typing import Any
 
@@ -155,6 +156,39 @@ class FixedPoints:
         rest = [f"{c[s.name]:,} {_SHORT[s]}" for s in Status if s not in SLOW and s.name in c]
         return line + ("; " + ", ".join(rest) if rest else "")
 
+    def to_html(self) -> str:
+        """An HTML fragment: ``describe()``, then a table with one row per ``Status`` that
+        occurs: its count, the range of ``q`` over its candidates and what it means. Plain
+        text and a table only (no figure), so it is cheap for any ``K``."""
+        esc = html.escape
+        status = np.asarray(self.status)
+        speeds = np.asarray(self.speeds, np.float64)
+        rows = []
+        for name, n in self.counts().items():
+            s = Status[name]
+            q = speeds[status == s]
+            q = q[np.isfinite(q)]
+            span = f"{q.min():.2g} – {q.max():.2g}" if q.size else "not finite"
+            rows.append(
+                f'<tr class="{"slow" if s in SLOW else "other"}"><th>{esc(name)}</th>'
+                f'<td style="text-align:right">{n:,}</td><td>{esc(span)}</td>'
+                f"<td>{esc(_SHORT.get(s) or _KIND[s])}</td></tr>"
+            )
+        head = "<tr><th>status</th><th>count</th><th>q: min – max</th><th>what</th></tr>"
+        size = self.points.shape[1] if np.ndim(self.points) == 2 else "?"
+        note = (
+            f"q = ½‖F(h, x*) − h‖² in the search's precision; tol {self.tol:.2g}; "
+            f"{len(self):,} candidates in {size} dimensions"
+        )
+        return (
+            f'<div class="fixed-points"><p>{esc(self.describe())}</p>\n'
+            f'<table class="statuses">{head}\n' + "\n".join(rows) + "\n</table>\n"
+            f'<p style="font-size:smaller">{esc(note)}</p></div>'
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
     def select(self, index: Any) -> FixedPoints:
         """Subset by a boolean mask ``(K,)`` or integer indices (eager, not under jit)."""
         index = np.asarray(index)
@@ -229,6 +263,14 @@ _SHORT = {
     Status.DIVERGED: "diverged",
     Status.OUTSIDE: "outside the reachable box",
     Status.ARTEFACT: "float32 artefacts",
+}
+
+
+#: Few words per slow status for the table of ``to_html`` (the others use ``_SHORT``).
+_KIND = {
+    Status.ROOT: "certified root, isolated",
+    Status.CONTINUUM: "certified root on a continuum",
+    Status.SLOW_POINT: "slow point, no root certified",
 }
 
 
