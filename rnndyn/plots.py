@@ -1293,7 +1293,7 @@ def plot_modifier_gains(
         title = f"strongest modifier {words[i]}: ×{g[i, 0]:.2f} on the next word"
         if r is not None and np.isfinite(r[i]):
             title += f", reach {r[i]:.1f} tokens"
-    ax.set_title(title or "no modifier measured", fontsize=MIN_FONT_PT + 2)
+    ax.set_title(title or "no modifier: every gain is 1", fontsize=MIN_FONT_PT + 2)
     _legend_below(ax, ax.get_legend_handles_labels()[0], ncol=2)
     return fig
 

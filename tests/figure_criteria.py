@@ -274,6 +274,15 @@ def _modifier_gains(fig, p):
     lines = by_gid(fig, "modifier_gain")
     g = np.asarray(ctx["gain"])
     top = int(np.argmax(np.abs(np.nan_to_num(g[:, 0] - 1))))
+    if not lines:  # no word modifies: the reference lines alone, and the title says so
+        y0, y1 = sorted(ax.get_ylim())
+        return {
+            "title": "no modifier" in ax.get_title(),
+            "legend": "no modification" in legend_text(fig),
+            "axes": y0 <= -1 and y1 >= 1,
+            "marks": len(by_gid(fig, "gain_one")) == 1 and not by_gid(fig, "reach"),
+            "readable": min_font(fig) >= plots.MIN_FONT_PT,
+        }
     ys = np.concatenate([ln.get_ydata() for ln in lines])
     y0, y1 = sorted(ax.get_ylim())
     legend = legend_text(fig)
