@@ -53,6 +53,9 @@ __all__ = [
     "plot_explained_variance",
     "plot_fixed_points",
     "plot_linearized_accuracy",
+    "plot_model_accuracy",
+    "plot_modifier_gains",
+    "plot_modifier_subspace",
     "plot_readout_geometry",
     "plot_simplex",
     "plot_time_constants",
@@ -1224,6 +1227,211 @@ def _accuracy_figure(acc: Mapping[str, Any], chance: float | None, label: str) -
     return fig
 
 
+# ------------------------------------------------------------ contextual processing
+
+
+def plot_modifier_gains(
+    words: Sequence[str],
+    gain: Any,
+    *,
+    reach: Any = None,
+    top: int = 4,
+    title: str | None = None,
+    ax: Any = None,
+) -> Figure:
+    """The gain each of the strongest modifiers applies to a word ``d`` tokens after it.
+
+    Args:
+      words: ``(n,)`` the words' names.
+      gain: ``(n, D)`` gain at distances ``0 .. D − 1`` (``0``: the next word).
+      reach: optional ``(n,)`` reach in tokens, marked on each word's line.
+      top: draw the ``top`` words with the largest ``|gain(0) − 1|``.
+      title: optional title (default: the strongest modifier's gain and reach).
+      ax: axes to draw into; default a new figure.
+
+    Returns:
+      The figure: one line per word (gid ``"modifier_gain"``), reference lines at gain 1
+      (gid ``"gain_one"``: no modification), 0 (``"gain_zero"``: erased) and −1
+      (``"gain_flip"``: flipped), and a marker at each word's reach (gid ``"reach"``).
+    """
+    g = _array("gain", gain, 2, "(n, D) gains by distance").astype(np.float64)
+    if len(words) != len(g):
+        raise ValueError(f"words has {len(words)} entries, gain {len(g)} rows; expected equal")
+    r = None if reach is None else np.asarray(reach, np.float64)
+    strength = np.abs(np.nan_to_num(g[:, 0] - 1.0, nan=0.0))
+    shown = [int(i) for i in np.argsort(-strength, kind="stable")[:top]
+             if strength[i] > 0 and np.all(np.isfinite(g[i]))]  # fmt: skip
+    fig, ax = _target(ax, (6.0, 4.6))
+    d = np.arange(g.shape[1])
+    for ref, gid, label in ((1.0, "gain_one", "gain 1: no modification"),
+                            (0.0, "gain_zero", "gain 0: erased"),
+                            (-1.0, "gain_flip", "gain −1: flipped")):  # fmt: skip
+        ax.axhline(ref, color="0.45", lw=0.8, ls=":" if ref else "--", zorder=0,
+                   label=label).set_gid(gid)  # fmt: skip
+    for j, i in enumerate(shown):
+        text = f"{words[i]}: ×{g[i, 0]:.2f}"
+        if r is not None and np.isfinite(r[i]):
+            text += f", reach {r[i]:.1f}"
+        (ln,) = ax.plot(d, g[i], "o-", ms=3.5, color=_color(j), label=text)
+        ln.set_gid("modifier_gain")
+        if r is not None and np.isfinite(r[i]) and r[i] <= d[-1] + 1:
+            # a gain held for k tokens has reach k: it ends between d = k − 1 and d = k
+            x = float(r[i]) - 0.5
+            y = float(np.interp(x, d, g[i]))
+            (mark,) = ax.plot([x], [y], marker="|", ms=14, mew=2, color=_color(j), ls="")
+            mark.set_gid("reach")
+    if r is not None and shown:
+        ax.plot([], [], marker="|", ms=10, mew=2, color="0.35", ls="", label="reach (tokens)")
+    ys = np.concatenate([g[shown].ravel(), [1.0, 0.0, -1.0]]) if shown else np.array([-1.0, 1.0])
+    pad = 0.08 * (ys.max() - ys.min())
+    ax.set_ylim(ys.min() - pad, ys.max() + pad)
+    ax.set_xticks(d)
+    ax.set_xlabel("tokens between the modifier and the word, d")
+    ax.set_ylabel("gain on the word's valence")
+    if title is None and shown:
+        i = shown[0]
+        title = f"strongest modifier {words[i]}: ×{g[i, 0]:.2f} on the next word"
+        if r is not None and np.isfinite(r[i]):
+            title += f", reach {r[i]:.1f} tokens"
+    ax.set_title(title or "no modifier: every gain is 1", fontsize=MIN_FONT_PT + 2)
+    _legend_below(ax, ax.get_legend_handles_labels()[0], ncol=2)
+    return fig
+
+
+def plot_modifier_subspace(
+    words: Sequence[str],
+    coords: Any,
+    strength: Any,
+    *,
+    explained: Any = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Figure:
+    """The modifiers' displacements off the line in the modifier subspace, labelled.
+
+    Args:
+      words: ``(m,)`` the modifiers' names.
+      coords: ``(m, k)`` their coordinates in the subspace (``k = 1``: drawn at 0 on
+        the second axis).
+      strength: ``(m,)`` ``gain(0) − 1``: above 0 an intensifier (vermillion), below a
+        negator or attenuator (blue).
+      explained: optional energy fraction per component, for the axis labels.
+      title: optional title (default: the dimension and whether the two kinds sit on
+        opposite sides of PC1).
+      ax: axes to draw into; default a new figure.
+
+    Returns:
+      The figure: the intensifiers (gid ``"intensifiers"``) and the attenuators (gid
+      ``"attenuators"``), each word labelled, and the line (no displacement) at the
+      origin (gid ``"origin"``).
+    """
+    c = _array("coords", coords, 2, "(m, k) subspace coordinates").astype(np.float64)
+    st = _array("strength", strength, 1, "(m,) strengths").astype(np.float64)
+    if not len(words) == len(c) == len(st):
+        raise ValueError(f"words ({len(words)}), coords ({len(c)}) and strength ({len(st)}) "
+                         "must have one entry per word")  # fmt: skip
+    xy = c[:, :2] if c.shape[1] >= 2 else np.c_[c[:, 0], np.zeros(len(c))]
+    fig, ax = _target(ax, (5.0, 4.4))
+    up, down = st > 0, st < 0
+    for mask, gid, colour, label in ((up, "intensifiers", _color(1), "intensifies, gain > 1"),
+                                     (down, "attenuators", _color(0),
+                                      "attenuates or flips, gain < 1")):  # fmt: skip
+        if mask.any():
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=36, color=colour, label=label,
+                       zorder=3).set_gid(gid)  # fmt: skip
+    for i, w in enumerate(words):
+        ax.annotate(f"{w} ×{1 + st[i]:.2f}", xy[i], xytext=(4, 4), textcoords="offset points",
+                    fontsize=MIN_FONT_PT)  # fmt: skip
+    ax.scatter([0.0], [0.0], marker="+", s=80, color="0.2", label="the line: no displacement",
+               zorder=2).set_gid("origin")  # fmt: skip
+    ax.axhline(0, color="0.88", lw=0.5, zorder=0)
+    ax.axvline(0, color="0.88", lw=0.5, zorder=0)
+    pts = np.vstack([xy, [[0.0, 0.0]]])
+    lo, hi = pts.min(0), pts.max(0)
+    span = np.maximum(hi - lo, 1e-12 + 0.1 * np.max(hi - lo))
+    ax.set_xlim(lo[0] - 0.12 * span[0], hi[0] + 0.3 * span[0])
+    ax.set_ylim(lo[1] - 0.12 * span[1], hi[1] + 0.2 * span[1])
+    e = None if explained is None else np.asarray(explained, np.float64)
+    for i, setter in enumerate((ax.set_xlabel, ax.set_ylabel)):
+        name = f"modifier PC{i + 1}"
+        if c.shape[1] <= i:
+            name += ", none: a 1-D subspace"
+        elif e is not None and len(e) > i:
+            name += f", {_pct(e[i])} of the energy"
+        setter(name)
+    if title is None:
+        title = f"modifier subspace, {c.shape[1]}-D, {len(c)} words"
+        if up.any() and down.any():
+            opposite = np.mean(xy[up, 0]) * np.mean(xy[down, 0]) < 0
+            title += "\nthe two kinds on " + ("opposite sides" if opposite else "one side")
+    ax.set_title(title)
+    ax.legend(**_LEGEND, loc="best")
+    return fig
+
+
+def plot_model_accuracy(
+    accuracies: Mapping[str, float],
+    *,
+    chance: float | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Figure:
+    """Accuracy of the network next to simpler models, as bars.
+
+    Args:
+      accuracies: ``{name: accuracy}`` in the order to draw, top first (e.g. ``"bag of
+        words"``, ``"extended bag of words"``, ``"linear RNN, trained"``, ``"linearised
+        network"``, ``"network"``); nan or ``None`` is left out.
+      chance: the accuracy of guessing: a dashed line (gid ``"chance"``).
+      title: optional title (default: the network's accuracy and what the extended bag
+        of words recovers of its gain over the bag of words, when both are given).
+      ax: axes to draw into; default a new figure.
+
+    Returns:
+      The figure: one bar per model (gid ``"accuracy_bar"``), its value written at its
+      end, on a range that shows the values (bars start at the left edge of the axes).
+    """
+    vals = [(k, float(v)) for k, v in accuracies.items() if v is not None and np.isfinite(v)]
+    if not vals:
+        raise ValueError("accuracies holds no finite value")
+    chance_v = None if chance is None or not np.isfinite(chance) else float(chance)
+    lo, hi = _limits([v for _, v in vals])
+    if chance_v is not None and chance_v >= lo - max(0.1, hi - lo):
+        lo, hi = _limits([v for _, v in vals] + [chance_v])
+    fig, ax = _target(ax, (5.6, 0.42 * len(vals) + 1.9))
+    y = np.arange(len(vals))[::-1]
+    colours = [_color(i) for i in range(len(vals))]
+    bars = ax.barh(y, [v - lo for _, v in vals], left=lo, height=0.6, color=colours)
+    for b, (name, v) in zip(bars, vals, strict=True):
+        b.set_gid("accuracy_bar")
+        b.set_label(name)
+        ax.annotate(f"{v:.3f}", (v, b.get_y() + b.get_height() / 2), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=MIN_FONT_PT + 1)  # fmt: skip
+    ax.set_yticks(y, [k for k, _ in vals])
+    ax.set_xlim(lo, hi + 0.12 * (hi - lo))
+    ax.set_xlabel("accuracy")
+    handles = []
+    if chance_v is not None:
+        inside = lo <= chance_v <= hi
+        label = "chance" if inside else f"chance {chance_v:.2f}, below the axis"
+        line = ax.axvline(chance_v, color="0.4", ls="--", lw=0.9, label=label)
+        line.set_gid("chance")
+        handles.append(line)
+    _legend_below(ax, handles, ncol=1)
+    acc = dict(vals)
+    if title is None:
+        net = acc.get("network")
+        title = "accuracy" if net is None else f"network {net:.3f}"
+        bow, ext = acc.get("bag of words"), acc.get("extended bag of words")
+        if net is not None and bow is not None and ext is not None and net - bow > 0.01:
+            title += (f"\nthe extended bag of words recovers {(ext - bow) / (net - bow):.0%} "
+                      "of its gain")  # fmt: skip
+        elif net is not None and bow is not None:
+            title += f"; bag of words {bow:.3f}"
+    ax.set_title(title, fontsize=MIN_FONT_PT + 2)
+    return fig
+
+
 # ----------------------------------------------------------------------- output
 
 
@@ -1304,8 +1512,13 @@ def parts(
       ``trajectory``, optional ``by_length``), ``chance`` (``1 / C`` for exclusive classes,
       else ``None``), ``num_classes``, ``multilabel``, ``reference`` (index or ``None``),
       ``reference_point (S,)`` (or ``None``), ``document_length`` (the median document's
-      tokens) and ``basis``: ``(mean, (D, S), ratio)`` with ``D = min(3, S)`` principal
-      directions shared by every state-space figure.
+      tokens), ``basis``: ``(mean, (D, S), ratio)`` with ``D = min(3, S)`` principal
+      directions shared by every state-space figure, ``contextual`` (``None`` without
+      the stage: ``names``, ``gain (n, D)``, ``reach (n,)``, ``subspace_names``,
+      ``subspace_coords (m, k)``, ``subspace_strength (m,)``, ``subspace_explained``) and
+      ``models``: ``{name: accuracy}`` of the network and the simpler models (bag of
+      words, extended bag of words and linear RNN where measured, linearised network;
+      ``None`` without either of those two stages).
     """
     kept = analysis.points.kept
     points = np.asarray(kept.points, np.float64)
@@ -1370,7 +1583,45 @@ def parts(
         np.asarray(ref.point, np.float64),
         "document_length": None if length is None else float(length),
         "basis": basis,
+        "contextual": _contextual(getattr(analysis, "contextual", None)),
+        "models": _models(analysis),  # None without the contextual stage or a linear RNN
     }  # fmt: skip
+
+
+def _contextual(c: Any) -> dict | None:
+    """The contextual-processing arrays of the figures (``None`` without the stage)."""
+    if c is None or len(c.words) == 0:
+        return None
+    m = len(c.subspace_words)
+    names = tuple(c.names) if len(c.names) == len(c.words) else tuple(map(str, c.words))
+    return {
+        "names": names,
+        "gain": np.asarray(c.gain, np.float64),
+        "reach": np.asarray(c.reach, np.float64),
+        # the subspace words are the first ``m`` of the ranking
+        "subspace_names": names[:m],
+        "subspace_coords": np.asarray(c.subspace_coords, np.float64),
+        "subspace_strength": np.asarray(c.strength, np.float64)[:m],
+        "subspace_explained": np.asarray(c.subspace_explained, np.float64),
+    }
+
+
+def _models(a: Any) -> dict[str, float] | None:
+    """``{name: accuracy}`` of the simpler models and the network, weakest kind first
+    (``None`` when neither the contextual stage nor a linear RNN was run)."""
+    lin = a.linearized
+    c, linear = getattr(a, "contextual", None), getattr(a, "linear_rnn", None)
+    if c is None and linear is None:
+        return None
+    out = {"bag of words": float(a.baseline.accuracy)}
+    if c is not None:
+        out["extended bag of words"] = float(c.extended_accuracy)
+    if linear is not None:
+        out["linear RNN, trained"] = float(linear.accuracy)
+    lin_acc = float(lin.initial) if np.isfinite(lin.initial) else float(lin.trajectory)
+    out["linearised network"] = lin_acc
+    out["network"] = float(lin.full)
+    return out
 
 
 def _by_length(lin: Any) -> dict | None:
@@ -1426,8 +1677,9 @@ def figures(
       ``{"word_effects": ..., "effect_vs_bow": ..., "explained_variance": ...,
       "linearized_accuracy": ...}``, with at least one slow point also
       ``"fixed_points"``, ``"fixed_points_3d"``, ``"eigenvalues"`` and
-      ``"time_constants"``; with two or more ``"readout_geometry"``; and ``"simplex"``
-      for 3 or 4 exclusive classes.
+      ``"time_constants"``; with two or more ``"readout_geometry"``; ``"simplex"``
+      for 3 or 4 exclusive classes; with the contextual stage ``"modifier_gains"`` and
+      ``"modifier_subspace"``; with it or a linear RNN ``"model_accuracy"``.
     """
     p = parts(analysis, readout_state=readout_state, trajectories=trajectories,
               lengths=lengths, max_trajectories=max_trajectories)  # fmt: skip
@@ -1496,4 +1748,16 @@ def figures(
             p["accuracy"], p["chance"] if chance is None else chance,
             chance_label or ("chance, 1/C" if chance is None else "chance"),
         )  # fmt: skip
+    ctx = p["contextual"]
+    if ctx is not None and want("modifier_gains"):
+        out["modifier_gains"] = plot_modifier_gains(ctx["names"], ctx["gain"], reach=ctx["reach"])
+    if ctx is not None and len(ctx["subspace_names"]) and want("modifier_subspace"):
+        out["modifier_subspace"] = plot_modifier_subspace(
+            ctx["subspace_names"], ctx["subspace_coords"], ctx["subspace_strength"],
+            explained=ctx["subspace_explained"],
+        )  # fmt: skip
+    if p["models"] is not None and want("model_accuracy"):
+        out["model_accuracy"] = plot_model_accuracy(
+            p["models"], chance=p["chance"] if chance is None else chance
+        )
     return out

@@ -83,6 +83,20 @@ CAPTIONS = {
     "reference point, around the nearest point, along the trajectory from h0), with chance "
     "dashed. Look for how much the linearised models lose: locally the dynamics are linear; "
     "over long documents the errors add up, so a loss there is expected.",
+    "modifier_gains": "The gain the strongest modifiers apply to the valence of a word d tokens "
+    "after them, beyond what moving the state along the line does (1: no effect, 0: erased, "
+    "−1: flipped); the vertical tick marks each word's reach. Look for negators below 1 (study "
+    "C: flipped; networks may only attenuate) and intensifiers above it, returning to 1 within "
+    "a few tokens: how long the state stays in the modifier subspace.",
+    "modifier_subspace": "Where the modifiers push the state off the line, in the top two "
+    "directions of the modifier subspace; the cross is the line itself. Look for intensifiers "
+    "(vermillion) and negators (blue) on opposite sides of PC1, as study C reports, and "
+    "valence words absent: only the modifiers leave the line.",
+    "model_accuracy": "Accuracy of the network next to simpler models: a bag of words, a bag "
+    "of words extended with per-word modifier strength, reach and position gains, a linear "
+    "RNN trained directly and the linearised network. Look for the extended bag of words "
+    "closing most of the gap from the bag of words to the network (study C: over 90%) and "
+    "the linear RNN a few points below the network (study A: about 3).",
 }
 
 #: Sections of report.html after the verdict: ``(id, heading, figure names)``; figures
@@ -93,7 +107,8 @@ SECTIONS = (
     ("dynamics", "Dynamics at the slow points", ("eigenvalues", "time_constants")),
     ("words", "Words", ("word_effects", "effect_vs_bow")),
     ("dimension", "Dimension", ("explained_variance",)),
-    ("linearisation", "Linearisation", ("linearized_accuracy",)),
+    ("linearisation", "Linearisation", ("linearized_accuracy", "model_accuracy")),
+    ("context", "Contextual processing", ("modifier_gains", "modifier_subspace")),
 )  # fmt: skip
 
 #: The figure beside the verdict (the first of these that was drawn).

@@ -268,6 +268,88 @@ def _linearized_accuracy(fig, p):
     }
 
 
+def _modifier_gains(fig, p):
+    ax = fig.axes[0]
+    ctx = p["contextual"]
+    lines = by_gid(fig, "modifier_gain")
+    g = np.asarray(ctx["gain"])
+    top = int(np.argmax(np.abs(np.nan_to_num(g[:, 0] - 1))))
+    if not lines:  # no word modifies: the reference lines alone, and the title says so
+        y0, y1 = sorted(ax.get_ylim())
+        return {
+            "title": "no modifier" in ax.get_title(),
+            "legend": "no modification" in legend_text(fig),
+            "axes": y0 <= -1 and y1 >= 1,
+            "marks": len(by_gid(fig, "gain_one")) == 1 and not by_gid(fig, "reach"),
+            "readable": min_font(fig) >= plots.MIN_FONT_PT,
+        }
+    ys = np.concatenate([ln.get_ydata() for ln in lines])
+    y0, y1 = sorted(ax.get_ylim())
+    legend = legend_text(fig)
+    refs = {gid: by_gid(fig, gid) for gid in ("gain_one", "gain_zero", "gain_flip")}
+    reach = np.asarray(ctx["reach"])
+    marks = [
+        len(refs["gain_one"]) == 1 and refs["gain_one"][0].get_ydata()[0] == 1.0,
+        len(refs["gain_flip"]) == 1 and refs["gain_flip"][0].get_ydata()[0] == -1.0,
+    ]
+    # each reach marker sits at the reach of one of the words drawn (between d = k − 1, k)
+    drawn = {float(ln.get_xdata()[0]) + 0.5 for ln in by_gid(fig, "reach")}
+    marks.append(all(any(np.isclose(x, r) for r in reach) for x in drawn))
+    return {
+        "title": f"{ctx['names'][top]}: ×{g[top, 0]:.2f}" in ax.get_title(),
+        "legend": f"{ctx['names'][top]}: ×" in legend
+        and "no modification" in legend
+        and (not drawn or "reach" in legend),
+        "axes": y0 <= ys.min() and ys.max() <= y1 and y0 <= -1 and y1 >= 1,
+        "marks": all(marks),
+        "readable": min_font(fig) >= plots.MIN_FONT_PT,
+    }
+
+
+def _modifier_subspace(fig, p):
+    ax = fig.axes[0]
+    ctx = p["contextual"]
+    coords, st = np.asarray(ctx["subspace_coords"]), np.asarray(ctx["subspace_strength"])
+    xy = coords[:, :2] if coords.shape[1] >= 2 else np.c_[coords[:, 0], np.zeros(len(coords))]
+    legend = legend_text(fig)
+    up, down = _offsets(fig, "intensifiers"), _offsets(fig, "attenuators")
+    (origin,) = by_gid(fig, "origin")
+    labels = {t.get_text().split(" ×")[0] for t in ax.texts}
+    return {
+        "title": f"{coords.shape[1]}-D, {len(coords)} words" in ax.get_title(),
+        "legend": (not len(up) or "intensifies" in legend)
+        and (not len(down) or "flips" in legend)
+        and "the line" in legend,
+        "axes": inside(ax, xy) and fills(ax, xy, 0.3),
+        "marks": np.allclose(origin.get_offsets()[0], 0.0)
+        and len(up) == int(np.sum(st > 0))
+        and len(down) == int(np.sum(st < 0))
+        and labels == set(ctx["subspace_names"]),
+        "readable": min_font(fig) >= plots.MIN_FONT_PT,
+    }
+
+
+def _model_accuracy(fig, p):
+    ax = fig.axes[0]
+    models = {k: v for k, v in p["models"].items() if np.isfinite(v)}
+    bars = by_gid(fig, "accuracy_bar")
+    ends = np.array([b.get_x() + b.get_width() for b in bars])
+    x0, x1 = ax.get_xlim()
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    chance = by_gid(fig, "chance")
+    return {
+        "title": f"network {models['network']:.3f}" in ax.get_title(),
+        "legend": ticks == list(models) and (not chance or "chance" in legend_text(fig)),
+        "axes": x0 <= ends.min() and ends.max() <= x1 and (x0 > 0 or ends.min() < 0.3),
+        "marks": np.allclose(ends, list(models.values()))
+        and (
+            p.get("chance") is None
+            or any(np.isclose(c.get_xdata()[0], p["chance"]) for c in chance)
+        ),
+        "readable": min_font(fig) >= plots.MIN_FONT_PT,
+    }
+
+
 RATERS = {
     "fixed_points": _fixed_points,
     "fixed_points_3d": _fixed_points,
@@ -279,6 +361,9 @@ RATERS = {
     "explained_variance": _explained_variance,
     "simplex": _simplex,
     "linearized_accuracy": _linearized_accuracy,
+    "modifier_gains": _modifier_gains,
+    "modifier_subspace": _modifier_subspace,
+    "model_accuracy": _model_accuracy,
 }
 
 

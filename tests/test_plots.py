@@ -330,7 +330,7 @@ def test_explained_variance_cumulative_axis_shows_the_data():
     assert fig.axes[0].get_title() == "PCs to 90%: visited 1"
 
 
-def _fake_analysis(c=2, k=8, s=4, v=6):
+def _fake_analysis(c=2, k=8, s=4, v=6, context=False):
     """An object with the fields ``parts`` reads (the record's layout)."""
     if c == 2:
         pts, direction, _ = _line_points(k, s)
@@ -359,12 +359,29 @@ def _fake_analysis(c=2, k=8, s=4, v=6):
             logit_effects=rng.normal(size=(v, c)),
             trajectory_effects=rng.normal(size=(v, c)), trajectory_length=40,
         ),
-        baseline=ns(counts=np.ones(v), weights=rng.normal(size=(v, c))),
+        baseline=ns(counts=np.ones(v), weights=rng.normal(size=(v, c)), accuracy=0.8),
         prediction=ns(explained_ratio=np.array([1.0])),
         linearized=_lin(),
         reference=ns(index=1, point=pts[1]),
         model={"num_classes": c, "multilabel": False},
+        contextual=_contextual() if context else None,
+        linear_rnn=ns(accuracy=0.84) if context else None,
     )  # fmt: skip
+
+
+def _contextual():
+    """Planted modifiers: not ×−1 for 3 tokens, very ×2 for 2, never ×0.5 for 1, and a
+    valence word (gain 1); the first three span the subspace."""
+    ns = types.SimpleNamespace
+    gain = np.array([[-1, -1, -1, 1, 1, 1], [2, 2, 1, 1, 1, 1], [0.5, 1, 1, 1, 1, 1],
+                     [1, 1, 1, 1, 1, 1]], float)  # fmt: skip
+    strength = gain[:, 0] - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.abs(gain - 1).sum(1) / np.abs(gain[:, 0] - 1)
+    return ns(words=np.array([7, 8, 9, 3]), names=("not", "very", "never", "good"), gain=gain,
+              strength=strength, reach=reach, subspace_words=np.array([7, 8, 9]),
+              subspace_coords=np.array([[-2.0, 0.5], [1.5, 0.2], [-0.8, -1.0]]),
+              subspace_explained=np.array([0.7, 0.3]), extended_accuracy=0.86)  # fmt: skip
 
 
 def _lin(**kw):
@@ -443,6 +460,7 @@ FIGURE_NAMES = [
     ("fixed_points", 2), ("fixed_points_3d", 2), ("eigenvalues", 2), ("time_constants", 2),
     ("readout_geometry", 2), ("word_effects", 2), ("effect_vs_bow", 2),
     ("explained_variance", 2), ("linearized_accuracy", 2), ("simplex", 3),
+    ("modifier_gains", 2), ("modifier_subspace", 2), ("model_accuracy", 2),
 ]  # fmt: skip
 
 
@@ -467,9 +485,15 @@ def test_each_figure_meets_its_five_criteria(name, c):
     - explained variance: the cumulative axis starts near the data, not at 0; the
       threshold line is at the analysis' threshold;
     - simplex: one readout arrow per class, from the reference point;
-    - linearised accuracy: the chance line is at 1/C, the dots fill the axis.
+    - linearised accuracy: the chance line is at 1/C, the dots fill the axis;
+    - modifier gains: the title names the strongest modifier and its gain; the gain 1 and
+      −1 lines are in place; each reach marker sits at a word's reach;
+    - modifier subspace: the title gives the dimension and the words; each word is
+      labelled and coloured by the sign of its strength; the line is at the origin;
+    - model accuracy: each bar ends at its model's accuracy, the title gives the
+      network's.
     """
-    a = _fake_analysis(c=c, s=4)
+    a = _fake_analysis(c=c, s=4, context=True)
     h0 = a.points.kept.points.mean(0)
     trajs = _line_trajectories(a)
     figs = plots.figures(a, trajectories=trajs, h0=h0)
@@ -552,3 +576,78 @@ def test_no_text_smaller_than_8pt_at_the_saved_size():
     a = _fake_analysis()
     for name, fig in plots.figures(a, trajectories=_line_trajectories(a)).items():
         assert min_font(fig) >= plots.MIN_FONT_PT, name
+
+
+def test_modifier_gains_draw_the_strongest_with_their_reach():
+    ctx = _contextual()
+    fig = plots.plot_modifier_gains(ctx.names, ctx.gain, reach=ctx.reach, top=3)
+    lines = _by_gid(fig, "modifier_gain")
+    assert len(lines) == 3  # good (gain 1) is no modifier: not among the top 3
+    for ln, i in zip(lines, (0, 1, 2), strict=True):  # by |gain(0) − 1|: not, very, never
+        np.testing.assert_array_equal(ln.get_ydata(), ctx.gain[i])
+        np.testing.assert_array_equal(ln.get_xdata(), np.arange(6))
+    # reach 3, 2, 1 tokens: the marker between the last modified and the first free word
+    marks = [float(m.get_xdata()[0]) for m in _by_gid(fig, "reach")]
+    np.testing.assert_allclose(marks, [2.5, 1.5, 0.5])
+    assert [float(_by_gid(fig, g)[0].get_ydata()[0]) for g in ("gain_one", "gain_zero",
+            "gain_flip")] == [1.0, 0.0, -1.0]  # fmt: skip
+    assert fig.axes[0].get_title() == (
+        "strongest modifier not: ×-1.00 on the next word, reach 3.0 tokens"
+    )
+    legend = legend_text(fig)
+    assert "very: ×2.00, reach 2.0" in legend and "gain −1: flipped" in legend
+    with pytest.raises(ValueError, match="words"):
+        plots.plot_modifier_gains(ctx.names[:2], ctx.gain)
+
+
+def test_modifier_subspace_colours_words_by_the_sign_of_their_strength():
+    ctx = _contextual()
+    coords = ctx.subspace_coords
+    fig = plots.plot_modifier_subspace(ctx.names[:3], coords, ctx.strength[:3],
+                                       explained=ctx.subspace_explained)  # fmt: skip
+    (up,) = _by_gid(fig, "intensifiers")
+    (down,) = _by_gid(fig, "attenuators")
+    np.testing.assert_array_equal(up.get_offsets(), coords[[1]])  # very
+    np.testing.assert_array_equal(down.get_offsets(), coords[[0, 2]])  # not, never
+    ax = fig.axes[0]
+    labels = {t.get_text() for t in ax.texts}
+    assert labels == {"not ×-1.00", "very ×2.00", "never ×0.50"}
+    # intensifier PC1 mean 1.5 > 0, attenuators' −1.4 < 0
+    assert ax.get_title() == "modifier subspace, 2-D, 3 words\nthe two kinds on opposite sides"
+    assert ax.get_xlabel() == "modifier PC1, 70% of the energy"
+    one = plots.plot_modifier_subspace(["a", "b"], np.array([[1.0], [1.0]]), [0.5, -0.5])
+    assert "one side" in one.axes[0].get_title()
+    assert "1-D subspace" in one.axes[0].get_ylabel()
+
+
+def test_model_accuracy_bars_end_at_each_value():
+    acc = {"bag of words": 0.8, "extended bag of words": 0.86, "linear RNN, trained": 0.84,
+           "linearised network": float("nan"), "network": 0.9}  # fmt: skip
+    fig = plots.plot_model_accuracy(acc, chance=0.5)
+    bars = _by_gid(fig, "accuracy_bar")
+    ends = [b.get_x() + b.get_width() for b in bars]
+    np.testing.assert_allclose(ends, [0.8, 0.86, 0.84, 0.9])  # the nan is left out
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "bag of words", "extended bag of words", "linear RNN, trained", "network"]  # fmt: skip
+    # (0.86 − 0.8) / (0.9 − 0.8) = 60% of the network's gain
+    assert ax.get_title() == ("network 0.900\nthe extended bag of words recovers 60% of its gain")
+    assert "below the axis" in legend_text(fig)  # chance 0.5 far below 0.8-0.9
+    with pytest.raises(ValueError, match="finite"):
+        plots.plot_model_accuracy({"network": float("nan")})
+
+
+def test_figures_draw_the_contextual_ones_only_with_the_data():
+    plain = plots.figures(_fake_analysis())
+    assert not {"modifier_gains", "modifier_subspace", "model_accuracy"} & set(plain)
+    a = _fake_analysis(context=True)
+    figs = plots.figures(a)
+    assert {"modifier_gains", "modifier_subspace", "model_accuracy"} <= set(figs)
+    p = plots.parts(a)
+    assert p["models"] == {"bag of words": 0.8, "extended bag of words": 0.86,
+                           "linear RNN, trained": 0.84, "linearised network": 0.8,
+                           "network": 0.9}  # fmt: skip
+    a.contextual = None  # a linear RNN alone: only the accuracy bars
+    figs = plots.figures(a)
+    assert "model_accuracy" in figs and "modifier_gains" not in figs
+    assert "extended bag of words" not in plots.parts(a)["models"]

@@ -4,7 +4,8 @@ files in the chosen formats, and the page checked in a real browser.
 The report is written once per module from a real ``Analysis`` of a network with a known
 answer: ``h' = diag(1, 0.5, 0.3) h + x``, whose slow points at ``x* = 0`` are the whole
 first axis (a line attractor: one eigenvalue exactly 1), with each word's embedding
-pushing along that axis by its valence and the readout along it.
+pushing along that axis by its valence and the readout along it. The contextual stage
+and a linear RNN run too: a linear network modifies nothing (every gain exactly 1).
 """
 
 import base64
@@ -53,7 +54,7 @@ def _line_attractor():
     }
     a = analyze(model, ds, params, train_data=train, key=jax.random.key(2), num_initial=48,
                 max_steps=200, word_inputs=0, bow_steps=100, reference="nearest",
-                verbose=False)  # fmt: skip
+                modifiers=12, linear_steps=20, verbose=False)  # fmt: skip
     return a, model, params, ds
 
 
@@ -382,3 +383,49 @@ def test_analyze_figures_goes_through_the_report(monkeypatch, tmp_path):
     seen.clear()
     cli.main(["analyze", str(tmp_path)])
     assert not seen
+
+
+def test_contextual_figures_and_their_sections(report):
+    """The linear network's contextual stage: its gains are all 1 (nothing modifies), the
+    figures are drawn with captions and placed in their sections."""
+    a, page = report["analysis"], report["page"]
+    c = a.contextual
+    np.testing.assert_allclose(c.gain[:, 0], 1.0, atol=1e-4)
+    for name in ("modifier_gains", "model_accuracy"):
+        caption = page[page.index(f'id="fig-{name}"') :].split("</figcaption>")[0]
+        assert "Look for" in caption, name
+    ctx = page.index('id="context"')
+    assert ctx < page.index('id="fig-modifier_gains"') < page.index('id="numbers"')
+    lin = page.index('id="linearisation"')
+    assert lin < page.index('id="fig-model_accuracy"') < ctx
+    # the summary and the verdict say there is no modifier, without a caveat for it
+    assert "modifiers, gain on the next word beyond moving along the line: none" in a.summary()
+    mods = [cl for cl in a.verdict().claims if cl.topic == "modifiers"]
+    assert len(mods) == 1 and mods[0].holds is None and mods[0].text.startswith("no modifier")
+    assert not [cl for cl in a.verdict().caveats if "modif" in cl.text]
+
+
+def test_the_json_report_leads_with_the_headline_numbers_and_reads_back(report, tmp_path):
+    a = report["analysis"]
+    a.to_json(tmp_path / "a.json")
+    record = json.loads((tmp_path / "a.json").read_text())
+    one = record["one_step_error"]
+    assert one["median"] == pytest.approx(a.fidelity.one_step_median)
+    assert one["median"] < 1e-3  # an affine cell is its own linearisation (float32 states)
+    assert one["study_a"] == 0.1 and set(one["quantiles"]) == {"0.1", "0.25", "0.5", "0.75",
+                                                                 "0.9"}  # fmt: skip
+    mods = record["modifiers"]
+    assert [m["word"] for m in mods] == list(a.contextual.names[:10])
+    assert all(m["kind"] == "weak" and abs(m["strength"]) < 1e-3 for m in mods)
+    assert all(m["reach"] == "nan" or m["reach"] >= 0 for m in mods)  # no reach without a gain
+    back = Analysis.from_json(tmp_path / "a.json")
+    for name in ("contextual", "linear_rnn", "fidelity"):
+        for key, want in vars(getattr(a, name)).items():
+            got = getattr(getattr(back, name), key)
+            if isinstance(want, np.ndarray):
+                np.testing.assert_array_equal(got, want, err_msg=f"{name}.{key}")
+            else:
+                assert got == want or (want != want and got != got), (name, key)
+    assert back.summary() == a.summary()
+    # equal, nan reaches included
+    assert repr(back.headline_numbers()) == repr(a.headline_numbers())

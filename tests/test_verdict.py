@@ -145,3 +145,54 @@ def test_html_marks_each_claim_and_links_caveats():
     assert html.count('class="holds"') == 4 and html.count('class="fails"') == 1
     assert 'class="note"' in html and '<a href="#caveats">details</a>' in html
     assert v._repr_html_() == v.to_html()
+
+
+def _context(strength=(-0.6, 0.5, 0.1), opposite=True, recovered=0.8):
+    st = np.asarray(strength, float)
+    return ns(strength=st, reach=np.array([2.5, 1.5, np.nan]), names=("not", "very", "the"),
+              subspace_words=np.arange(2), subspace_dimension=2, opposite_sides=opposite,
+              recovered=recovered, extended_accuracy=0.88, bow_accuracy=0.85)  # fmt: skip
+
+
+def test_the_studies_statements_stand_beside_the_numbers_without_caveats():
+    """A one-step error of 12% (study A: ~10%), a linear RNN 2 points below, negators that
+    attenuate (×0.4) rather than flip, an extended bag of words recovering 60%: claims
+    with the studies' numbers, and no caveat for gaps the studies themselves report."""
+    a = _record(full=0.9, initial=0.6)
+    a.fidelity = ns(one_step_median=0.12)
+    a.linear_rnn = ns(accuracy=0.88)
+    a.contextual = _context(recovered=0.6)
+    v = vd.verdict(a)
+    assert v.caveats == ()
+    one = _claim(v, "one_step")
+    assert one.holds and one.text == (
+        "one-step linearisation error at the nearest slow point 12% as in study A's ~10%"
+    )
+    assert "study A too: iterated over whole documents, much worse" in _claim(v, "linear").text
+    rnn = _claim(v, "linear_rnn")
+    assert rnn.holds and "0.880, 2.0 points below the network (study A: about 3 below)" in (
+        rnn.text
+    )  # fmt: skip
+    mods = _claim(v, "modifiers")
+    assert mods.holds and mods.text == (
+        "modifiers not ×0.40 for 2.5 tokens, very ×1.50 for 1.5 tokens; intensifiers and "
+        "attenuators on opposite sides of a 2-D modifier subspace (study C: opposite sides)"
+    )
+    ext = _claim(v, "extended_bow")
+    assert ext.holds is False and "recovers 60% of the network's gain" in ext.text
+    assert "(study C: over 90%)" in ext.text
+    assert v.headline == "Line attractor"  # the studies' claims leave the headline alone
+    # far above study A, a linear RNN well below, sides not opposite, nothing to recover
+    a.fidelity = ns(one_step_median=0.45)
+    a.linear_rnn = ns(accuracy=0.7)
+    a.contextual = _context(opposite=False, recovered=float("nan"))
+    v = vd.verdict(a)
+    assert not _claim(v, "one_step").holds and "far above study A's ~10%" in str(v)
+    assert not _claim(v, "linear_rnn").holds and "20.0 points below" in str(v)
+    assert "not on opposite sides" in _claim(v, "modifiers").text
+    assert _claim(v, "extended_bow").holds is None and "nothing to recover" in str(v)
+    assert "nan" not in str(v)
+    # no modifier at all (a bag-of-words network): said, not marked as a failure
+    a.contextual = _context(strength=(0.1, -0.05, 0.0))
+    mods = _claim(vd.verdict(a), "modifiers")
+    assert mods.holds is None and mods.text.startswith("no modifier")

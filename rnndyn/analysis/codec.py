@@ -1,6 +1,8 @@
 """The compact JSON report of an ``Analysis``, with big arrays in an ``.npz`` beside it.
 
-Records become ``{"__record__": name, field: value, ...}``; arrays of at most
+The top level holds the format, the summary lines, the headline numbers the record
+computes (``Analysis.headline_numbers``: ``one_step_error``, ``modifiers``), then the
+records. Records become ``{"__record__": name, field: value, ...}``; arrays of at most
 ``MAX_JSON_ELEMENTS`` elements are inline (complex as ``{"real", "imag"}``, non-finite
 floats as ``"inf"``, ``"-inf"``, ``"nan"``), bigger ones ``{"npz": key, "shape",
 "dtype"}`` placeholders; caveats are their names.
@@ -27,6 +29,8 @@ FORMAT = "rnndyn.analysis/3"
 MAX_JSON_ELEMENTS = 2048
 #: Record fields that hold tuples (JSON lists) rather than arrays.
 _TUPLE_FIELDS = ("words", "names", "stats_items", "key")
+#: Top-level keys derived from the records (written for readers, not read back).
+_DERIVED = ("format", "summary", "one_step_error", "modifiers")
 
 
 def to_json(a: Any, path: str | os.PathLike | None, *, indent: int | None = 1) -> str:
@@ -57,13 +61,16 @@ def from_json(path: str | os.PathLike, records: dict[str, type]) -> Any:
         )
     npz = path + ".npz"
     arrays = dict(np.load(npz)) if os.path.exists(npz) else {}
-    body = {k: v for k, v in record.items() if k not in ("format", "summary")}
+    body = {k: v for k, v in record.items() if k not in _DERIVED}
     return decode(body, arrays, records)
 
 
 def encode(a: Any, big: dict) -> dict:
-    """The JSON-ready dict of an ``Analysis``: its summary lines, then its records."""
-    return {"format": FORMAT, "summary": a.summary().splitlines(), **_encode(a, "", big)}
+    """The JSON-ready dict of an ``Analysis``: its summary lines, its headline numbers,
+    then its records."""
+    numbers = _encode(a.headline_numbers(), "", {}) if hasattr(a, "headline_numbers") else {}
+    return {"format": FORMAT, "summary": a.summary().splitlines(), **numbers,
+            **_encode(a, "", big)}  # fmt: skip
 
 
 def _encode(x: Any, path: str, big: dict) -> Any:

@@ -99,11 +99,16 @@ class Contextual:
     names: tuple = static(())
 
     def ranked(self, k: int = 10) -> list[dict]:
-        """The ``k`` strongest modifiers as dicts (word, strength, reach, kind)."""
+        """The ``k`` strongest modifiers as dicts (word, strength, reach, gain on the next
+        word, kind: ``"flips"``, ``"attenuates"``, ``"intensifies"``, or ``"weak"`` within
+        ``KIND`` of no modification)."""
         out = []
         for i in range(min(k, len(self.words))):
             s = float(self.strength[i])
-            kind = "flips" if s < -1 else ("attenuates" if s < 0 else "intensifies")
+            kind = (
+                "weak" if not abs(s) > KIND else
+                "flips" if s < -1 else ("attenuates" if s < 0 else "intensifies")
+            )  # fmt: skip
             out.append({"word": self.names[i], "strength": s, "reach": float(self.reach[i]),
                         "gain": float(self.gain[i, 0]), "kind": kind})  # fmt: skip
         return out

@@ -15,7 +15,7 @@ from rnndyn.data.dataset import pad_batch
 from rnndyn.models import Classifier
 from rnndyn.train import train
 
-__all__ = ["LinearRNN", "train_linear_rnn"]
+__all__ = ["LinearRNN", "score_linear_rnn", "train_linear_rnn"]
 
 
 @record
@@ -54,6 +54,21 @@ def train_linear_rnn(
                         model.multilabel)  # fmt: skip
     config = TrainConfig(steps=steps, embedding_l2=1e-2)
     params = train(linear, train_data, None, key=key, config=config, verbose=False).params
+    return score_linear_rnn(linear, params, data, index, steps=steps, batch_size=batch_size)
+
+
+def score_linear_rnn(
+    linear: Classifier,
+    params: Any,
+    data: Any,
+    index: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int = 256,
+) -> LinearRNN:
+    """The record of a linear RNN classifier ``linear`` (a ``Linear`` cell, ``N`` units)
+    with ``params``: its accuracy on ``data[index]`` and the eigenvalues ``(N,)`` of
+    ``A = W_hᵀ`` by modulus; ``steps``: how long it was trained."""
     correct = []
     for start in range(0, len(index), batch_size):
         rows = index[start : start + batch_size]

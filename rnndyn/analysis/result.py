@@ -14,8 +14,8 @@ from rnndyn import words as wd
 from rnndyn._records import record, static
 from rnndyn.analysis import codec
 from rnndyn.analysis.baseline import Baseline
-from rnndyn.analysis.context import Contextual
-from rnndyn.analysis.fidelity import STUDY_ONE_STEP_ERROR, Fidelity
+from rnndyn.analysis.context import KIND, Contextual
+from rnndyn.analysis.fidelity import _QUANTILES, STUDY_ONE_STEP_ERROR, Fidelity
 from rnndyn.analysis.geometry import Geometry
 from rnndyn.analysis.linear_rnn import LinearRNN
 from rnndyn.analysis.linearized import LinearizedAccuracy
@@ -91,6 +91,20 @@ class Analysis:
         just the verdict where no view is registered."""
         view = _views.html_view("Analysis")
         return view(self) if view is not None else verdict(self).to_html()
+
+    def headline_numbers(self) -> dict:
+        """The numbers a reader of the JSON report looks for first, beside the studies':
+        ``one_step_error`` (median and quantiles of study A's one-step linearisation
+        error, nan without slow points, and ``study_a``: ~0.10) and ``modifiers`` (the
+        ten strongest words of the contextual stage with strength, reach, gain on the next
+        word and kind; ``None`` without the stage)."""
+        f = self.fidelity
+        q = np.asarray(f.one_step_quantiles, np.float64)
+        one = {"median": float(f.one_step_median),
+               "quantiles": {f"{p:g}": float(v) for p, v in zip(_QUANTILES, q, strict=True)},
+               "study_a": STUDY_ONE_STEP_ERROR}  # fmt: skip
+        mods = None if self.contextual is None else self.contextual.ranked(10)
+        return {"one_step_error": one, "modifiers": mods}
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (see ``rnndyn.analysis.codec``); big arrays as
@@ -235,26 +249,40 @@ def _fidelity_lines(a: Analysis) -> list[str]:
         )
     c = a.contextual
     if c is not None:
-        top = "; ".join(
-            f"{m['word']} ×{m['gain']:.2f}, reach {m['reach']:.1f}" for m in c.ranked(4)
-        )
-        side = "on opposite sides" if c.opposite_sides else "not on opposite sides"
-        recovered = _num(c.recovered, ".0%", "n/a (the network gains under 1 point)")
-        pos = c.position_effect
-        before = np.median(np.abs(c.gain[: len(c.ablated_gain), 0] - 1))
-        after = np.median(np.abs(c.ablated_gain - 1))
-        lines += [
-            f"modifiers (gain on the next word beyond moving along the line): {top}",
-            f"modifier subspace {c.subspace_dimension}-D; intensifiers and attenuators {side}; "
-            f"projected out: |gain − 1| on the next word {before:.2f} → {after:.2f} (median), "
-            f"accuracy {c.accuracy:.3f} → {c.ablated_accuracy:.3f}",
-            f"position: a word at the start weighs ×{pos[0]:.2f}, at the end ×{pos[-1]:.2f} of "
-            "the average",
-            f"extended bag of words {c.extended_accuracy:.3f} (bag of words "
-            f"{c.bow_accuracy:.3f}, network {lin.full:.3f}): recovers {recovered} of the "
-            "network's gain (study: over 90%)",
-        ]
+        lines += _contextual_lines(c, lin.full)
     return lines
+
+
+def _contextual_lines(c: Contextual, network: float) -> list[str]:
+    """Contextual processing beside study C's statements (Maheswaranathan & Sussillo 2020)."""
+    strong = [m for m in c.ranked(4) if m["kind"] != "weak"]
+    top = "; ".join(
+        f"{m['word']} ×{m['gain']:.2f}, reach {_num(m['reach'], '.1f', 'n/a')}" for m in strong
+    )
+    if not top:
+        top = f"none: every word's gain on the next word is within ×(1 ± {KIND:g})"
+    intens = np.nan_to_num(c.strength[: len(c.subspace_words)]) > KIND
+    atten = np.nan_to_num(c.strength[: len(c.subspace_words)]) < -KIND
+    if intens.any() and atten.any():
+        side = "on opposite sides" if c.opposite_sides else "not on opposite sides"
+        side = f"intensifiers and attenuators {side} (study C: opposite sides)"
+    else:
+        side = "not both intensifiers and attenuators among its words"
+    recovered = _num(c.recovered, ".0%", "n/a, the network gains under 1 point")
+    pos = c.position_effect
+    before = np.median(np.abs(c.gain[: len(c.ablated_gain), 0] - 1))
+    after = np.median(np.abs(c.ablated_gain - 1))
+    return [
+        f"modifiers, gain on the next word beyond moving along the line: {top}",
+        f"modifier subspace {c.subspace_dimension}-D; {side}; projected out: |gain − 1| on "
+        f"the next word {before:.2f} → {after:.2f} (median), accuracy {c.accuracy:.3f} → "
+        f"{c.ablated_accuracy:.3f}",
+        f"position: a word at the start weighs ×{pos[0]:.2f}, at the end ×{pos[-1]:.2f} of "
+        "the average (study C: words near the start weigh more)",
+        f"extended bag of words {c.extended_accuracy:.3f} (bag of words {c.bow_accuracy:.3f}, "
+        f"network {network:.3f}): recovers {recovered} of the network's gain (study C: over "
+        "90%)",
+    ]
 
 
 # the records a report may contain, by name (for the codec)

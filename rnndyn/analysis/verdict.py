@@ -27,6 +27,14 @@ Thresholds (each a module constant):
 * **linearisation** is faithful when its accuracy is within ``LINEAR_FAITHFUL`` of the
   network's (at the reference point; along the trajectory without one).
 
+Where the record has them, claims set beside the studies' statements follow (never a
+caveat for a gap the studies themselves report): study A's one-step linearisation error
+(as study A when at most ``ONE_STEP_LIMIT``, ~10% reported), a linear RNN trained
+directly (within ``LINEAR_RNN_GAP`` of the network; about 3 points reported), and study
+C's contextual processing: the modifiers with their gain and reach, intensifiers and
+negators on opposite sides of the modifier subspace, and an extended bag of words
+recovering at least ``RECOVERED`` of the network's gain over a bag of words.
+
 The kind of attractor (the headline) needs the shape and the slow modes: "Line
 attractor" when both hold, "Not a line attractor: ..." naming what failed otherwise.
 """
@@ -40,13 +48,15 @@ from typing import Any
 
 import numpy as np
 
-from rnndyn.analysis.caveats import details
+from rnndyn.analysis.caveats import ONE_STEP_LIMIT, details
 
 __all__ = [
     "LINEAR_FAITHFUL",
+    "LINEAR_RNN_GAP",
     "LINE_PC1",
     "MEMORY_RATIO",
     "READOUT_ALIGNED",
+    "RECOVERED",
     "SHORT_CAVEATS",
     "SLOW_FRACTION",
     "WORDS_AGREE",
@@ -68,6 +78,13 @@ READOUT_ALIGNED = 0.5
 WORDS_AGREE = 0.5
 #: The linearised model is faithful when it loses at most this much accuracy.
 LINEAR_FAITHFUL = 0.05
+#: A linear RNN trained directly is as in study A when at most this far below the network.
+LINEAR_RNN_GAP = 0.05
+#: The extended bag of words is as in study C when it recovers this much of the network's
+#: gain over a bag of words.
+RECOVERED = 0.9
+#: |gain on the next word − 1| above which a word counts as a modifier.
+MODIFIER = 0.25
 
 _MARK = {True: "✓", False: "✗", None: "·"}
 
@@ -91,8 +108,9 @@ class Claim:
     """One line of a verdict.
 
     Attributes:
-      topic: ``"shape"``, ``"slow_modes"``, ``"readout"``, ``"words"``, ``"linear"`` or
-        ``"caveat"``.
+      topic: ``"shape"``, ``"slow_modes"``, ``"readout"``, ``"words"``, ``"linear"``,
+        beside the studies ``"one_step"``, ``"linear_rnn"``, ``"modifiers"``,
+        ``"extended_bow"``, or ``"caveat"``.
       holds: whether the threshold is met (``None``: not measurable, or a caveat).
       text: the claim in words with its number, e.g. ``"readout aligned with the
         manifold: |cos| 0.98, a random direction ≈ 0.25"``.
@@ -181,6 +199,7 @@ def verdict(a: Any) -> Verdict:
     _readout(a, claims)
     _words(a, claims)
     _linear(a, claims)
+    _studies(a, claims)
     for c in a.caveats:
         extra = details(c, a)
         text = c.message + (f"; {extra}" if extra else "")
@@ -381,4 +400,76 @@ def _linear(a: Any, claims: list[Claim]) -> None:
         text = f"linearised {where} keeps the accuracy: {acc:.3f}; {context}"
     else:
         text = f"linearised {where} loses {loss:.3f} accuracy: {acc:.3f}; {context}"
+        if getattr(a, "fidelity", None) is not None:
+            text += "; study A too: iterated over whole documents, much worse"
     claims.append(Claim("linear", loss <= LINEAR_FAITHFUL, text, acc, rule))
+
+
+def _studies(a: Any, claims: list[Claim]) -> None:
+    """Claims beside the studies' statements, where the record has the numbers."""
+    f = getattr(a, "fidelity", None)
+    if f is not None and np.isfinite(f.one_step_median):
+        e = float(f.one_step_median)
+        as_study = e <= ONE_STEP_LIMIT
+        text = (f"one-step linearisation error at the nearest slow point {_pct(e)} "
+                f"{'as in' if as_study else 'far above'} study A's ~10%")  # fmt: skip
+        claims.append(Claim("one_step", as_study, text, e, f"median ≤ {_pct(ONE_STEP_LIMIT)}"))
+    linear = getattr(a, "linear_rnn", None)
+    if linear is not None:
+        gap = float(a.linearized.full) - float(linear.accuracy)
+        where = f"{100 * gap:.1f} points below" if gap >= 0 else f"{-100 * gap:.1f} points above"
+        text = (f"a linear RNN trained directly: {linear.accuracy:.3f}, {where} the network "
+                "(study A: about 3 below)")  # fmt: skip
+        claims.append(Claim("linear_rnn", gap <= LINEAR_RNN_GAP, text, float(linear.accuracy),
+                            f"at most {100 * LINEAR_RNN_GAP:g} points below"))  # fmt: skip
+    c = getattr(a, "contextual", None)
+    if c is not None:
+        _modifiers(c, claims)
+        _extended(c, claims)
+
+
+def _modifiers(c: Any, claims: list[Claim]) -> None:
+    strength = np.nan_to_num(np.asarray(c.strength, np.float64))
+    strong = np.flatnonzero(np.abs(strength) > MODIFIER)[:3]
+    rule = "intensifiers and negators on opposite sides of the modifier subspace"
+    if strong.size == 0:
+        text = (f"no modifier: every word's gain on the next word is within ×(1 ± {MODIFIER:g})"
+                "; study C finds negators and intensifiers")  # fmt: skip
+        claims.append(Claim("modifiers", None, text, rule=rule))
+        return
+    reach = np.asarray(c.reach, np.float64)
+    words = ", ".join(
+        f"{c.names[i]} ×{1 + strength[i]:.2f}"
+        + (f" for {reach[i]:.1f} tokens" if np.isfinite(reach[i]) else "")
+        for i in strong
+    )
+    top = strength[: len(c.subspace_words)]
+    both = bool(np.any(top > MODIFIER) and np.any(top < -MODIFIER))
+    if not both:
+        kind = "intensifiers" if np.any(top > MODIFIER) else "attenuators"
+        text = f"modifiers {words}; only {kind}, so no sides to compare with study C"
+        claims.append(Claim("modifiers", None, text, rule=rule))
+        return
+    side = "on opposite sides" if c.opposite_sides else "not on opposite sides"
+    text = (
+        f"modifiers {words}; intensifiers and attenuators {side} of a "
+        f"{int(c.subspace_dimension)}-D modifier subspace (study C: opposite sides)"
+    )
+    claims.append(Claim("modifiers", bool(c.opposite_sides), text, rule=rule))
+
+
+def _extended(c: Any, claims: list[Claim]) -> None:
+    rule = f"recovers ≥ {_pct(RECOVERED)} of the network's gain"
+    r = float(c.recovered)
+    if not np.isfinite(r):
+        text = (
+            f"extended bag of words {c.extended_accuracy:.3f}: the network gains under 1 "
+            f"point over a bag of words ({c.bow_accuracy:.3f}), nothing to recover"
+        )
+        claims.append(Claim("extended_bow", None, text, rule=rule))
+        return
+    text = (
+        f"an extended bag of words recovers {_pct(r)} of the network's gain over a bag "
+        f"of words: {c.extended_accuracy:.3f} vs {c.bow_accuracy:.3f} (study C: over 90%)"
+    )
+    claims.append(Claim("extended_bow", r >= RECOVERED, text, r, rule))
