@@ -67,6 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_train_command(sub)
+    a = sub.add_parser(
+        "analyze",
+        help="reverse engineer a trained checkpoint and write a JSON report",
+        description="Run rnndyn.analyze on a checkpoint written by 'rnndyn train': fixed "
+        "points, spectra, manifold dimension and geometry, word effects, linearised "
+        "accuracy and the dimension predicted from word counts. The data are rebuilt "
+        "from the checkpoint's training arguments (same seed, same synthetic sets, same "
+        "local files), or read from --data PATH (any checkpoint, including ones saved "
+        "from Python).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_analysis_arguments(a)
+    _add_report_commands(sub, a)
+    return parser
+
+
+def _add_train_command(sub: Any) -> None:
+    """``rnndyn train`` and its groups of flags."""
     t = sub.add_parser(
         "train",
         help="train a classifier and write a checkpoint",
@@ -74,7 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint (params.msgpack + checkpoint.json) to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = t.add_argument_group("data")
+    _add_data_flags(t.add_argument_group("data"))
+    model = t.add_argument_group("model")
+    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(CELL_NAMES))
+    model.add_argument("--hidden", type=int, default=128, help="hidden units N of the cell")
+    model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
+    opt = t.add_argument_group("training")
+    add_config_arguments(opt, TrainConfig, TRAIN_FLAGS)
+    opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
+    _add_output_flags(t.add_argument_group("output"))
+
+
+def _add_data_flags(data: Any) -> None:
+    """The data flags of ``rnndyn train``: which dataset, and how to make or read it."""
     data.add_argument(
         "--dataset",
         default="synthetic-sentiment",
@@ -83,6 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
         "amazon_us_reviews takes a config, e.g. amazon_us_reviews/Books_v1_02), or the PATH of "
         "a local .csv/.tsv/.jsonl file or of a directory of class folders (aclImdb layout)",
     )
+    _add_synthetic_flags(data)
+    data.add_argument(
+        "--vocab-size",
+        type=int,
+        default=20000,
+        help="vocabulary size incl. <pad> and <unk> (real datasets; synthetic vocabularies "
+        "are fixed by the task)",
+    )
+    _add_tfds_flags(
+        data, "cache tokenised real datasets here as .npz, so later runs skip tfds and parsing"
+    )
+    _add_local_flags(data)
+    data.add_argument(
+        "--test",
+        default=None,
+        metavar="PATH",
+        help="local test file/directory (same format as --dataset), encoded with the "
+        "training vocabulary",
+    )
+    data.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="hold out this fraction of the local --dataset rows as the test set, chosen with "
+        f"--seed (default {DEFAULT_TEST_FRACTION} when --test is not given)",
+    )
+
+
+def _add_synthetic_flags(data: Any) -> None:
+    """The sizes and knobs of the synthetic tasks (and --max-length, of every dataset)."""
     data.add_argument(
         "--num-classes",
         type=int,
@@ -121,52 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how strongly a document's class favours its evidence words (synthetic)",
     )
-    data.add_argument(
-        "--vocab-size",
-        type=int,
-        default=20000,
-        help="vocabulary size incl. <pad> and <unk> (real datasets; synthetic vocabularies "
-        "are fixed by the task)",
-    )
-    data.add_argument(
+
+
+def _add_tfds_flags(group: Any, cache_help: str) -> None:
+    """Where tensorflow-datasets data and the tokenised cache live, and --no-download."""
+    group.add_argument(
         "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
     )
-    data.add_argument(
-        "--cache-dir",
-        default=None,
-        help="cache tokenised real datasets here as .npz, so later runs skip tfds and parsing",
-    )
-    data.add_argument(
+    group.add_argument("--cache-dir", default=None, help=cache_help)
+    group.add_argument(
         "--no-download",
         action="store_true",
         help="never download: a tfds dataset must already be prepared in --data-dir",
     )
-    _add_local_flags(data)
-    data.add_argument(
-        "--test",
-        default=None,
-        metavar="PATH",
-        help="local test file/directory (same format as --dataset), encoded with the "
-        "training vocabulary",
-    )
-    data.add_argument(
-        "--test-fraction",
-        type=float,
-        default=None,
-        help="hold out this fraction of the local --dataset rows as the test set, chosen with "
-        f"--seed (default {DEFAULT_TEST_FRACTION} when --test is not given)",
-    )
 
-    model = t.add_argument_group("model")
-    model.add_argument("--cell", default="gru", help="recurrent cell: " + ", ".join(CELL_NAMES))
-    model.add_argument("--hidden", type=int, default=128, help="hidden units N of the cell")
-    model.add_argument("--embed-size", type=int, default=32, help="embedding size E")
 
-    opt = t.add_argument_group("training")
-    add_config_arguments(opt, TrainConfig, TRAIN_FLAGS)
-    opt.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (data and init)")
-
-    out = t.add_argument_group("output")
+def _add_output_flags(out: Any) -> None:
+    """Where ``rnndyn train`` writes, how often, and whether it resumes."""
     out.add_argument(
         "--out", default=None, help="checkpoint directory (default runs/<dataset>_<cell>)"
     )
@@ -185,21 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_cache_flag(out)
-
-    a = sub.add_parser(
-        "analyze",
-        help="reverse engineer a trained checkpoint and write a JSON report",
-        description="Run rnndyn.analyze on a checkpoint written by 'rnndyn train': fixed "
-        "points, spectra, manifold dimension and geometry, word effects, linearised "
-        "accuracy and the dimension predicted from word counts. The data are rebuilt "
-        "from the checkpoint's training arguments (same seed, same synthetic sets, same "
-        "local files), or read from --data PATH (any checkpoint, including ones saved "
-        "from Python).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    _add_analysis_arguments(a)
-    _add_report_commands(sub, a)
-    return parser
 
 
 def add_config_arguments(
@@ -263,15 +280,7 @@ def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the analysis PRNG key")
     add_config_arguments(p.add_argument_group("analysis settings"), AnalysisConfig,
                          ANALYSIS_FLAGS)  # fmt: skip
-    p.add_argument(
-        "--data-dir", default=None, help="tensorflow-datasets data directory (real datasets)"
-    )
-    p.add_argument("--cache-dir", default=None, help="cache of tokenised real datasets")
-    p.add_argument(
-        "--no-download",
-        action="store_true",
-        help="never download: a tfds dataset must already be prepared in --data-dir",
-    )
+    _add_tfds_flags(p, "cache of tokenised real datasets")
     p.add_argument(
         "--data",
         default=None,
