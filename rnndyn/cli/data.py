@@ -18,65 +18,68 @@ def _is_local(name: str) -> bool:
 
 def load_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
     """Train and test ``rnndyn.data.Dataset`` for the parsed arguments."""
+    if args.dataset in SYNTHETIC:
+        return _synthetic_data(args, key)
+    max_length = 400 if args.max_length is None else args.max_length
+    if _is_local(args.dataset):
+        return _local_data(args, max_length)
+    return _tfds_data(args, max_length)
+
+
+def _synthetic_data(args: argparse.Namespace, key: Any) -> tuple[Any, Any]:
+    """A synthetic task's train and test sets, drawn with two keys split from ``key``."""
     import jax
 
     from rnndyn import data
 
-    if args.dataset in SYNTHETIC:
-        kind = SYNTHETIC[args.dataset]
-        gen = data.contextual.sentiment if kind == "contextual" else getattr(data.synthetic, kind)
-        kw: dict[str, Any] = {}
-        if args.max_length is not None:
-            kw["length"] = (max(1, args.max_length // 2), args.max_length)
-        kw["num_neutral"] = args.num_neutral
-        if kind != "contextual":  # its evidence is planted, not drawn with a strength
-            kw["evidence_strength"] = args.evidence_strength
-        extra = () if kind in ("sentiment", "contextual") else (args.num_classes,)
-        # Different keys, same vocabulary: the vocabulary depends only on the task's sizes.
-        k_train, k_test = jax.random.split(key)
-        train = gen(k_train, *extra, args.num_examples, **kw)
-        test = gen(k_test, *extra, args.num_test_examples, **kw)
-        return train, test
-    max_length = 400 if args.max_length is None else args.max_length
-    if _is_local(args.dataset):
-        fraction = args.test_fraction
-        if args.test is None and fraction is None:
-            fraction = DEFAULT_TEST_FRACTION
-        return data.load_local(
-            args.dataset,
-            args.text_field,
-            args.label_field,
-            test=args.test,
-            test_fraction=fraction,
-            seed=args.seed,
-            where=_where(args.where),
-            multilabel=args.multilabel,
-            encoding=args.encoding,
-            max_length=max_length,
-            vocab_size=args.vocab_size,
-            cache_dir=args.cache_dir,
-            verbose=not getattr(args, "quiet", False),
-        )
-    download = not args.no_download
-    train = data.load(
-        args.dataset,
-        "train",
-        vocab_size=args.vocab_size,
-        max_length=max_length,
-        data_dir=args.data_dir,
-        cache_dir=args.cache_dir,
-        download=download,
-    )
-    test = data.load(
-        args.dataset,
-        "test",
-        vocab=train.vocab,
-        max_length=max_length,
-        data_dir=args.data_dir,
-        cache_dir=args.cache_dir,
-        download=download,
-    )
+    kind = SYNTHETIC[args.dataset]
+    gen = data.contextual.sentiment if kind == "contextual" else getattr(data.synthetic, kind)
+    kw: dict[str, Any] = {}
+    if args.max_length is not None:
+        kw["length"] = (max(1, args.max_length // 2), args.max_length)
+    kw["num_neutral"] = args.num_neutral
+    if kind != "contextual":  # its evidence is planted, not drawn with a strength
+        kw["evidence_strength"] = args.evidence_strength
+    extra = () if kind in ("sentiment", "contextual") else (args.num_classes,)
+    # Different keys, same vocabulary: the vocabulary depends only on the task's sizes.
+    k_train, k_test = jax.random.split(key)
+    train = gen(k_train, *extra, args.num_examples, **kw)
+    test = gen(k_test, *extra, args.num_test_examples, **kw)
     return train, test
+
+
+def _local_data(args: argparse.Namespace, max_length: int) -> tuple[Any, Any]:
+    """A local corpus: --test, or a --test-fraction of --dataset held out."""
+    from rnndyn import data
+
+    fraction = args.test_fraction
+    if args.test is None and fraction is None:
+        fraction = DEFAULT_TEST_FRACTION
+    return data.load_local(
+        args.dataset,
+        args.text_field,
+        args.label_field,
+        test=args.test,
+        test_fraction=fraction,
+        seed=args.seed,
+        where=_where(args.where),
+        multilabel=args.multilabel,
+        encoding=args.encoding,
+        max_length=max_length,
+        vocab_size=args.vocab_size,
+        cache_dir=args.cache_dir,
+        verbose=not getattr(args, "quiet", False),
+    )
+
+
+def _tfds_data(args: argparse.Namespace, max_length: int) -> tuple[Any, Any]:
+    """A tensorflow-datasets set: the test split encoded with the train split's vocabulary."""
+    from rnndyn import data
+
+    kw = {"max_length": max_length, "data_dir": args.data_dir, "cache_dir": args.cache_dir}
+    kw["download"] = not args.no_download
+    train = data.load(args.dataset, "train", vocab_size=args.vocab_size, **kw)
+    return train, data.load(args.dataset, "test", vocab=train.vocab, **kw)
 
 
 #: ``rnndyn train`` arguments that may name files or folders. The checkpoint stores them

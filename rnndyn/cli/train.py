@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from rnndyn.cli.data import _is_local, _is_local_dataset, _relative_paths, load_data
 from rnndyn.cli.parser import (
@@ -71,7 +72,6 @@ def run_train(args: argparse.Namespace) -> int:
     import jax
 
     from rnndyn.checkpoint import check_writable, save_checkpoint
-    from rnndyn.models import Classifier, make_cell
     from rnndyn.train import train
 
     _check_args(args)
@@ -80,9 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.test is not None:
             args.test = os.path.abspath(args.test)
     config = config_from_args(TrainConfig, args, clip_norm=args.clip_norm or None)
-    run_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.dataset.strip("/"))
-    run_name = f"{os.path.basename(run_name) or 'data'}_{args.cell.lower()}"
-    out = args.out or os.path.join("runs", run_name)
+    out = args.out or _default_out(args)
     check_writable(out, directory=True)  # before any work: fail now, not after training
     k_data, k_train = jax.random.split(jax.random.key(args.seed))
     t0 = time.perf_counter()
@@ -91,22 +89,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"[train] {len(train_data):,} training and {len(test_data):,} test examples, "
               f"{len(train_data.vocab):,} words; {args.cell.lower()} with {args.hidden} units",
               file=sys.stderr, flush=True)  # fmt: skip
-    model = Classifier(
-        cell=make_cell(args.cell, args.hidden),
-        vocab_size=len(train_data.vocab),
-        embed_size=args.embed_size,
-        num_classes=train_data.num_classes,
-        multilabel=bool(train_data.multilabel),
-    )
-    keep = ("func", "out", "resume", "save_every", "quiet")  # how to run, not what was trained
-    train_args, relative = _relative_paths(
-        {k: v for k, v in vars(args).items() if k not in keep}, out
-    )
-    base_meta = {
-        "dataset": train_args["dataset"],
-        "args": train_args,
-        "paths_relative_to_checkpoint": relative,
-    }
+    model = _classifier(args, train_data)
+    base_meta = _run_metadata(args, out)
     result = train(
         model,
         train_data,
@@ -140,3 +124,36 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"test accuracy: {accuracy:.4f}")
     print(f"checkpoint: {path}")
     return 0
+
+
+def _default_out(args: argparse.Namespace) -> str:
+    """``runs/<dataset>_<cell>``, the dataset's name made safe for a folder."""
+    run_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.dataset.strip("/"))
+    return os.path.join("runs", f"{os.path.basename(run_name) or 'data'}_{args.cell.lower()}")
+
+
+def _classifier(args: argparse.Namespace, train_data: Any) -> Any:
+    """The ``Classifier`` of --cell, --hidden and --embed-size for ``train_data``."""
+    from rnndyn.models import Classifier, make_cell
+
+    return Classifier(
+        cell=make_cell(args.cell, args.hidden),
+        vocab_size=len(train_data.vocab),
+        embed_size=args.embed_size,
+        num_classes=train_data.num_classes,
+        multilabel=bool(train_data.multilabel),
+    )
+
+
+def _run_metadata(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """What the checkpoint in ``out`` records of the run: the training arguments (how to
+    run them left out), with their paths relative to ``out``."""
+    keep = ("func", "out", "resume", "save_every", "quiet")  # how to run, not what was trained
+    train_args, relative = _relative_paths(
+        {k: v for k, v in vars(args).items() if k not in keep}, out
+    )
+    return {
+        "dataset": train_args["dataset"],
+        "args": train_args,
+        "paths_relative_to_checkpoint": relative,
+    }
