@@ -21,9 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnndyn"
 #: is a top-level module (``manifold``) or a subpackage with all its modules (``data``);
 #: ``rnndyn`` is the package's ``__init__``, which re-exports the public API.
 LAYERS: list[tuple[str, ...]] = [
-    # checks, records, atomic writes, BLAS threads, the compilation cache, lazy exports:
-    # no rnndyn imports
-    ("_checks", "_records", "_io", "_blas", "compilation_cache", "_lazy"),
+    # checks, records, atomic writes, BLAS threads, the compilation cache, lazy exports,
+    # full-batch Adam fits: no rnndyn imports
+    ("_checks", "_records", "_io", "_blas", "compilation_cache", "_lazy", "_fit"),
     ("config",),  # settings (TrainConfig, AnalysisConfig), checked with _checks
     ("cells",),
     ("convert",),  # torch and equinox models as cells
