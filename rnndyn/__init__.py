@@ -16,10 +16,9 @@ Core API::
     report = rnndyn.analyze(model, test_set, params, key=key, train_data=train_set)
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-from rnndyn import _views
+from rnndyn import _lazy, _views
 
 #: Public names and the module each comes from. They are imported on first use (PEP 562),
 #: so ``import rnndyn`` and the command line's ``--help`` load no JAX.
@@ -91,19 +90,7 @@ def _analysis_html(analysis: Any) -> str:
 _views.register_html("Analysis", _analysis_html)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"rnndyn.{name}")
-    else:
-        raise AttributeError(f"module 'rnndyn' has no attribute {name!r}")
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+__getattr__, __dir__ = _lazy.lazy_exports(globals(), _EXPORTS, _SUBMODULES)
 
 
 if TYPE_CHECKING:  # the names above, for type checkers and editors

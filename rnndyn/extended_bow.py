@@ -26,9 +26,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from rnndyn import _checks
+from rnndyn._fit import adam_fit, class_loss
 from rnndyn._records import record, static
 
 __all__ = ["ExtendedBagOfWords", "fit_extended_bag_of_words"]
@@ -148,21 +148,10 @@ def fit_extended_bag_of_words(
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _fit(params, tokens, lengths, y, multilabel, steps, learning_rate, l2):
-    opt = optax.adam(learning_rate)
-
     def loss(p):
         logits = _logits(p, tokens, lengths)
-        if multilabel:
-            data = optax.sigmoid_binary_cross_entropy(logits, y.astype(logits.dtype)).mean()
-        else:
-            data = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return data + l2 * (jnp.sum(p["valence"] ** 2) + jnp.sum(p["profile"] ** 2))
+        target = y.astype(logits.dtype) if multilabel else y
+        penalty = jnp.sum(p["valence"] ** 2) + jnp.sum(p["profile"] ** 2)
+        return class_loss(logits, target, multilabel) + l2 * penalty
 
-    def body(carry, _):
-        p, s = carry
-        g = jax.grad(loss)(p)
-        updates, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, updates), s), None
-
-    (params, _), _ = jax.lax.scan(body, (params, opt.init(params)), None, length=steps)
-    return params
+    return adam_fit(loss, params, steps, learning_rate)

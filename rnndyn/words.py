@@ -19,9 +19,9 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from rnndyn._checks import check_fraction, check_int, complex_or_real_array, real_array
+from rnndyn._fit import adam_fit, class_loss
 from rnndyn._records import record, static
 from rnndyn.linearize import RealModes
 from rnndyn.manifold import participation_ratio
@@ -350,24 +350,9 @@ def _fit_bow(sparse, y, w0, l2, steps, learning_rate, multilabel, num_docs):
         logits = jax.ops.segment_sum(
             count[:, None] * w[word], doc, num_segments=num_docs, indices_are_sorted=True
         )
-        logits = logits + b
-        if multilabel:
-            data = optax.sigmoid_binary_cross_entropy(logits, y).mean()
-        else:
-            data = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return data + l2 * jnp.sum(w**2)
+        return class_loss(logits + b, y, multilabel) + l2 * jnp.sum(w**2)
 
-    opt = optax.adam(learning_rate)
-    params = (w0, jnp.zeros(w0.shape[1], w0.dtype))
-
-    def step(carry, _):
-        params, state = carry
-        grads = jax.grad(loss)(params)
-        updates, state = opt.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    return params
+    return adam_fit(loss, (w0, jnp.zeros(w0.shape[1], w0.dtype)), steps, learning_rate)
 
 
 # ------------------------------------------------------------- predicted dimension

@@ -214,9 +214,9 @@ def test_train_writes_loadable_checkpoint(dataset, multilabel, tmp_path, capsys)
     printed = float(stdout.split("test accuracy:")[1].split()[0])
     # Independent truth: the test set rebuilt from the checkpoint, scored here in numpy
     # from the model's logits (not by rnndyn.train.evaluate, which printed the number).
-    from rnndyn import cli
+    from rnndyn.cli.data import _analysis_data
 
-    _, test = cli._analysis_data(build_parser().parse_args(["analyze", str(out)]), ckpt)
+    _, test = _analysis_data(build_parser().parse_args(["analyze", str(out)]), ckpt)
     assert len(test) == 32
     mask = np.arange(test.tokens.shape[1])[None] < test.lengths[:, None]
     logits = np.asarray(ckpt.model.apply(ckpt.params, test.tokens, mask))
@@ -390,7 +390,7 @@ def test_optimiser_state_only_when_resuming_is_asked_and_paths_are_relative(tmp_
     import json
     import shutil
 
-    from rnndyn import cli
+    from rnndyn.cli.data import _analysis_data
 
     project = tmp_path / "project"
     project.mkdir()
@@ -421,7 +421,7 @@ def test_optimiser_state_only_when_resuming_is_asked_and_paths_are_relative(tmp_
     shutil.move(project, tmp_path / "moved")
     checkpoint = tmp_path / "moved" / "runs" / "plain"
     ckpt = load_checkpoint(checkpoint)
-    train, test = cli._analysis_data(build_parser().parse_args(["analyze", str(checkpoint)]), ckpt)
+    train, test = _analysis_data(build_parser().parse_args(["analyze", str(checkpoint)]), ckpt)
     assert train.vocab == ckpt.vocab and len(train) == 32 and len(test) == 8
 
 
@@ -441,7 +441,7 @@ def test_bad_rows_and_encodings_exit_2_naming_file_and_line(tmp_path, capsys):
 
 
 def test_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
-    import rnndyn.cli as cli
+    import rnndyn.cli.train as cli_train
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -449,7 +449,7 @@ def test_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("data were loaded before --out was checked")
 
-    monkeypatch.setattr(cli, "load_data", no_work)
+    monkeypatch.setattr(cli_train, "load_data", no_work)
     assert main(["train", *TINY, "--out", str(blocker / "run")]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and "is a file" in err and len(err.strip().splitlines()) == 1
@@ -460,7 +460,7 @@ def test_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
 def test_analyze_out_is_checked_before_the_analysis(tmp_path, capsys, monkeypatch):
     import jax
 
-    import rnndyn.cli as cli
+    import rnndyn.cli.analyze as cli_analyze
     from rnndyn import GRU, Classifier
     from rnndyn.checkpoint import save_checkpoint
 
@@ -468,7 +468,9 @@ def test_analyze_out_is_checked_before_the_analysis(tmp_path, capsys, monkeypatc
     vocab = ("<pad>", "<unk>", "a", "b", "c")
     save_checkpoint(tmp_path / "ck", model, model.init(jax.random.key(0)), vocab=vocab, config=None)
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr(cli, "_analysis_data", lambda *a: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(
+        cli_analyze, "_analysis_data", lambda *a: (_ for _ in ()).throw(AssertionError)
+    )
     argv = ["analyze", str(tmp_path / "ck"), "--out", str(tmp_path / "file" / "r.json")]
     assert main([*argv, "--quiet"]) == 2
     assert "cannot be created" in capsys.readouterr().err

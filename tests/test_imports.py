@@ -21,9 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnndyn"
 #: is a top-level module (``manifold``) or a subpackage with all its modules (``data``);
 #: ``rnndyn`` is the package's ``__init__``, which re-exports the public API.
 LAYERS: list[tuple[str, ...]] = [
-    # checks, records, atomic writes, BLAS threads, views, the compilation cache: no rnndyn
-    # imports
-    ("_checks", "_records", "_io", "_blas", "_views", "compilation_cache"),
+    # checks, records, atomic writes, BLAS threads, views, the compilation cache, lazy
+    # exports, full-batch Adam fits: no rnndyn imports
+    ("_checks", "_records", "_io", "_blas", "_views", "compilation_cache", "_lazy", "_fit"),
     ("config",),  # settings (TrainConfig, AnalysisConfig), checked with _checks
     ("cells",),
     ("convert",),  # torch and equinox models as cells

@@ -364,7 +364,9 @@ def test_demo_writes_figures_and_report(tmp_path, capsys):
     from rnndyn.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(out)
-    _, test = cli._rebuilt(cli.build_parser().parse_args(["report", str(out)]), ckpt)
+    from rnndyn.cli.data import _rebuilt
+
+    _, test = _rebuilt(cli.build_parser().parse_args(["report", str(out)]), ckpt)
     kw = figure_inputs(again, model=ckpt.model, params=ckpt.params, data=test)
     p = {**plots.parts(again, readout_state=kw.get("readout_state"),
                        trajectories=kw.get("trajectories"), lengths=kw.get("lengths")),

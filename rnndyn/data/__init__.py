@@ -8,8 +8,9 @@ Every source returns a :class:`Dataset` (padded int32 tokens, lengths, labels, v
     imdb = data.load("imdb_reviews", "train")                 # needs tensorflow-datasets
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rnndyn import _lazy
 
 #: Public names and their modules, imported on first use (PEP 562): the command line
 #: lists the dataset names (``SUPPORTED``) without loading JAX.
@@ -33,19 +34,7 @@ _EXPORTS = {
 _SUBMODULES = ("cache", "contextual", "dataset", "local", "synthetic", "text", "tfds_load")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"rnndyn.data.{name}")
-    else:
-        raise AttributeError(f"module 'rnndyn.data' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+__getattr__, __dir__ = _lazy.lazy_exports(globals(), _EXPORTS, _SUBMODULES)
 
 
 if TYPE_CHECKING:
