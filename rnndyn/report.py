@@ -358,6 +358,8 @@ h3 { font-size: 1rem; margin: 1.1em 0 0.4em; }
 .verdict .unknown .mark { color: var(--muted); }
 .verdict .warning { color: var(--warn); }
 .verdict .note { color: var(--muted); }
+.verdict details.studies { margin-top: 0.3em; font-size: 0.9rem; }
+.verdict details.studies summary { cursor: pointer; color: var(--muted); }
 .how { font-size: 0.82rem; color: var(--muted); margin: 0; }
 figure { margin: 0; min-width: 0; }
 figure img { display: block; width: 100%; max-width: 100%; height: auto; }

@@ -78,6 +78,8 @@ READOUT_ALIGNED = 0.5
 WORDS_AGREE = 0.5
 #: The linearised model is faithful when it loses at most this much accuracy.
 LINEAR_FAITHFUL = 0.05
+#: Topics of the claims set beside the studies' statements (folded in the HTML verdict).
+STUDY_TOPICS = ("one_step", "linear_rnn", "modifiers", "extended_bow")
 #: A linear RNN trained directly is as in study A when at most this far below the network.
 LINEAR_RNN_GAP = 0.05
 #: The extended bag of words is as in study C when it recovers this much of the network's
@@ -165,30 +167,44 @@ class Verdict:
         ``caveat_link`` (e.g. ``"#caveats"``) a caveat shows its few words and links there
         for the full text."""
         esc = html.escape
-        items = []
-        for c in self.claims:
-            if c.topic == "caveat":
-                cls, mark = c.severity, "!"
-                if caveat_link and c.short:
-                    text = (f"<b>{esc(c.severity)}</b>: {esc(c.short)} "
-                            f'<a href="{esc(caveat_link)}">details</a>')  # fmt: skip
-                else:
-                    text = f"<b>{esc(c.severity)}</b>: {esc(c.text)}"
-            else:
-                cls = {True: "holds", False: "fails", None: "unknown"}[c.holds]
-                mark, text = _MARK[c.holds], esc(c.text)
-            rule = f' title="{esc(c.rule)}"' if c.rule else ""
-            items.append(
-                f'<li class="{cls}"{rule}><span class="mark" aria-hidden="true">{mark}</span> '
-                f"{text}</li>"
-            )
-        return (
+        main = [c for c in self.claims if c.topic not in STUDY_TOPICS]
+        beside = [c for c in self.claims if c.topic in STUDY_TOPICS]
+        out = (
             f'<div class="verdict"><p class="headline">{esc(self.headline)}</p>\n'
-            f'<ul class="claims">\n' + "\n".join(items) + "\n</ul></div>"
+            f'<ul class="claims">\n{_items(main, caveat_link)}\n</ul>'
         )
+        if beside:  # folded, so the verdict and the main figure fit one phone screen
+            out += (
+                f'\n<details class="studies"><summary>beside the studies ({len(beside)})'
+                f'</summary>\n<ul class="claims">\n{_items(beside, caveat_link)}\n</ul></details>'
+            )
+        return out + "</div>"
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+
+def _items(claims: list[Claim], caveat_link: str | None) -> str:
+    """``<li>`` items of ``claims``, with a class for styling (see ``Verdict.to_html``)."""
+    esc = html.escape
+    items = []
+    for c in claims:
+        if c.topic == "caveat":
+            cls, mark = c.severity, "!"
+            if caveat_link and c.short:
+                text = (f"<b>{esc(c.severity)}</b>: {esc(c.short)} "
+                        f'<a href="{esc(caveat_link)}">details</a>')  # fmt: skip
+            else:
+                text = f"<b>{esc(c.severity)}</b>: {esc(c.text)}"
+        else:
+            cls = {True: "holds", False: "fails", None: "unknown"}[c.holds]
+            mark, text = _MARK[c.holds], esc(c.text)
+        rule = f' title="{esc(c.rule)}"' if c.rule else ""
+        items.append(
+            f'<li class="{cls}"{rule}><span class="mark" aria-hidden="true">{mark}</span> '
+            f"{text}</li>"
+        )
+    return "\n".join(items)
 
 
 def verdict(a: Any) -> Verdict:
