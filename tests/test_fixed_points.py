@@ -603,22 +603,27 @@ np.savez(OUT, points=np.asarray(fps.points), status=np.asarray(fps.status))
 """
 
 
-def test_multi_device_sharding_matches_one_device(tmp_path):
+def _on_four_devices(script: str, out, timeout: int, **env) -> dict:
+    """Run ``script`` (which saves its arrays to ``OUT``) in a new process with 4 forced
+    host devices; its saved arrays. The timeout turns a hang into a failure."""
     import os
     import subprocess
     import sys
 
-    out = tmp_path / "multi.npz"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")  # fmt: skip
-    code = MULTI_DEVICE.replace("OUT", repr(str(out)))
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+               JAX_PLATFORMS="cpu", **env)  # fmt: skip
+    code = script.replace("OUT", repr(str(out)))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=timeout)
+    return dict(np.load(out))
+
+
+def test_multi_device_sharding_matches_one_device(tmp_path):
+    multi = _on_four_devices(MULTI_DEVICE, tmp_path / "multi.npz", timeout=300)
     cell = rnndyn.GRU(6)
     params = cell.init(jax.random.key(0), 2)
     params["W_h"] = params["W_h"] * 3.0
     h0 = jax.random.uniform(jax.random.key(1), (30, 6), minval=-1, maxval=1)
     one = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, batch_size=12)
-    multi = np.load(out)
     status = np.asarray(one.status)
     np.testing.assert_array_equal(multi["status"], status)
     # roots agree to float32 precision; the float32 path of a non-root can shift by ~1e-5
@@ -650,15 +655,8 @@ def test_sharded_second_order_phase_does_not_hang(tmp_path):
     the whole pool and the search hung at 0% CPU. ``PJRT_NPROC=1`` sizes the pool as on a
     machine with at most 4 cores (``max(cores, devices)`` = 4 threads), so this hung on any
     machine before the fix; the timeout turns a hang into a failure."""
-    import os
-    import subprocess
-    import sys
-
-    out = tmp_path / "sharded.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu", PJRT_NPROC="1")  # fmt: skip
-    code = SHARDED_SOLVES.replace("OUT", repr(str(out)))
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=240)
+    sharded = _on_four_devices(SHARDED_SOLVES, tmp_path / "sharded.npz", timeout=240,
+                               PJRT_NPROC="1")  # fmt: skip
     cell = rnndyn.GRU(32)
     params = cell.init(jax.random.key(0), 2)
     params["W_h"] = params["W_h"] * 3.0
@@ -666,6 +664,5 @@ def test_sharded_second_order_phase_does_not_hang(tmp_path):
     one = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, deflation_rounds=0)
     status = np.asarray(one.status)
     assert np.unique(status).size > 2  # roots, slow points and more: every ending compared
-    sharded = np.load(out)
     np.testing.assert_array_equal(sharded["status"], status)
     np.testing.assert_allclose(sharded["points"], np.asarray(one.points), atol=1e-5)
