@@ -190,6 +190,35 @@ def test_word_inputs_shift_matches_the_affine_fixed_point():
     assert wi.num_points.tolist() == [2, 2, 2] and wi.names == tuple(ds.vocab[j] for j in words)
 
 
+def test_word_inputs_reach_the_stable_point_that_descending_q_misses():
+    # h' = tanh(3 h + x) in the box [-1, 1]. Under the input x = 2 the only fixed point is
+    # h* ≈ 0.99991 (stable). From h = -1, descending q = ½ (F − h)² pushes into the face
+    # (dq/dh > 0 there) and stops at q ≈ 0.03; the network's own steps reach h*.
+    ds = data.synthetic.sentiment(jax.random.key(0), 8)
+    cell = cells.from_function(
+        lambda p, h, x: jnp.tanh(3.0 * h + x[:1]), state_size=1, bounds=(-1.0, 1.0)
+    )
+    model = Classifier(cell, ds.vocab_size, embed_size=1, num_classes=2)
+    emb = jnp.zeros((ds.vocab_size, 1)).at[5].set(2.0)
+    params = {"embedding": emb, "cell": {},
+              "readout": {"W": jnp.array([[1.0, -1.0]]), "b": jnp.zeros(2)}}  # fmt: skip
+    start = np.array([[-1.0]], np.float32)
+    h_star = 1.0
+    for _ in range(200):  # the fixed point of a contraction, in float64
+        h_star = np.tanh(3.0 * h_star + 2.0)
+    trapped = rnndyn.find_fixed_points(cell, params["cell"], emb[5][None], start, tol=1e-12,
+                                       key=jax.random.key(0))  # fmt: skip
+    assert not np.asarray(trapped.slow).any()  # the trap this stage exists to avoid
+    wi = word_input_fixed_points(
+        model, params, start, np.zeros((ds.vocab_size, 2)), np.ones(ds.vocab_size),
+        tuple(ds.vocab), key=jax.random.key(1), words=[5], tol=1e-12, max_steps=1000,
+        learning_rate=1e-2,
+    )  # fmt: skip
+    assert wi.num_points.tolist() == [1]
+    # centred readout: (h* − h0, −(h* − h0)) / 1 per class, W̃ = (1, −1)
+    np.testing.assert_allclose(wi.shift[0], [h_star + 1.0, -(h_star + 1.0)], rtol=1e-5)
+
+
 def test_trajectory_word_gain_of_an_affine_cell_is_the_mean_impulse_response():
     # h' = A h + B x, logits = W^T h + b: d logits / d x_t = W^T A^(L - t) B, exactly.
     ds = data.synthetic.sentiment(jax.random.key(0), 8)
@@ -701,8 +730,10 @@ def test_long_reviews_keep_the_line_of_slow_points(cell):
     assert line.startswith(f"{int(np.sum(np.asarray(cand.slow))):,} slow points")
     assert all(f"{n:,}" in line for n in cand.counts().values())
     # Slow points under word inputs shift with the words' bag-of-words weights. Issue 16
-    # asks r >= 0.9; measured 0.60 (GRU-64), 0.58 (LSTM-64), 0.84 (GRU/LSTM-128): not met.
-    assert a.word_inputs is not None and a.word_inputs.correlation >= 0.5
+    # asks r >= 0.9; measured 0.86 (GRU-64), 0.81 (LSTM-64) here and 0.92 / 0.91 for the
+    # 128-unit networks of docs/analysis.md, once each start follows the network under
+    # the word before the search (0.60 / 0.58 without: q's minima on the box's faces)
+    assert a.word_inputs is not None and a.word_inputs.correlation >= 0.75
 
 
 def test_long_reviews(tmp_path):

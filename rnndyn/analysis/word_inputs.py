@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -20,9 +21,10 @@ __all__ = ["WordInputs", "word_input_fixed_points"]
 class WordInputs:
     """Slow points with a word as the constant input, ``x* = embedding(w)``.
 
-    Started from (up to ``max_starts``) analysed slow points of the main search; for each
-    start that ends at a slow point under the word's input (``q < tol``; certified roots
-    or not, as in the main search) the logit shift ``W̃ (h*_w − h*_0)`` is taken.
+    Started from (up to ``max_starts``) analysed slow points of the main search, each first
+    carried ``relax_steps`` steps by the network under the word's input; for each start
+    that ends at a slow point under the word's input (``q < tol``; certified roots or not,
+    as in the main search) the logit shift ``W̃ (h*_w − h*_0)`` is taken.
 
     Attributes:
       words: ``(n,)`` word ids; names: their strings.
@@ -54,14 +56,20 @@ def word_input_fixed_points(
     words: Any = None,
     num_words: int = 16,
     max_starts: int = 8,
+    relax_steps: int = 200,
     tol: float,
     max_steps: int,
     learning_rate: float,
 ) -> WordInputs:
     """Slow points with each word's embedding as the constant input.
 
-    The search is the hybrid Adam + Newton/LM one (a strong word's input can move the
-    points far from the start, where Adam alone is slow). ``words`` (ids) defaults to
+    A strong word's input moves the slow points far from the line, often to one stable
+    point at its end; descending ``q`` from the line's points then stops in a local
+    minimum of ``q`` on a face of the state box, far from that point (a GRU-128 on long
+    reviews: every positive word's search ended there, logit −7 where the point is at
+    +15). So each start first follows the network's own dynamics under the word for
+    ``relax_steps`` steps, which carries it into the basin of a stable point, and the
+    hybrid Adam + Newton/LM search finishes from there. ``words`` (ids) defaults to
     the ``num_words // 2`` seen words with the largest bag-of-words weights
     (``max |W_w|`` over classes) and the ``num_words // 2`` most frequent other words, so
     that strong and neutral words are both represented.
@@ -89,9 +97,11 @@ def word_input_fixed_points(
     starts = pts[np.unique(pick)]
     emb = np.asarray(params["embedding"], np.float32)
     n, k = len(words), len(starts)
+    inputs = jnp.asarray(np.repeat(emb[words], k, axis=0))
+    relaxed = _relax(model.cell, params["cell"], inputs, jnp.asarray(np.tile(starts, (n, 1))),
+                     relax_steps)  # fmt: skip
     found = find_fixed_points(
-        model.cell, params["cell"], jnp.asarray(np.repeat(emb[words], k, axis=0)),
-        jnp.asarray(np.tile(starts, (n, 1))), key=key, tol=tol, max_steps=max_steps,
+        model.cell, params["cell"], inputs, relaxed, key=key, tol=tol, max_steps=max_steps,
         learning_rate=learning_rate, polish_steps=50,
     )  # fmt: skip
     ok = np.asarray(found.slow).reshape(n, k)
@@ -106,3 +116,15 @@ def word_input_fixed_points(
     r = safe_correlation(shift[good], bow_weights[words][good]) if good.sum() >= 2 else np.nan
     names = tuple(vocab[w] if w < len(vocab) else str(w) for w in words)
     return WordInputs(words, ok.sum(1), shift, bow_weights[words], float(r), names)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _relax(cell, params, inputs, h, steps: int):
+    """``steps`` steps of the network from ``h (K, S)`` under constant ``inputs (K, M)``.
+
+    A row whose run leaves the finite numbers (a cell without a bounded state, driven
+    away) keeps its start, so the search still gets to try it.
+    """
+    step = jax.vmap(cell, (None, 0, 0))
+    out = jax.lax.fori_loop(0, steps, lambda _, g: step(params, g, inputs), h)
+    return jnp.where(jnp.all(jnp.isfinite(out), axis=1, keepdims=True), out, h)
