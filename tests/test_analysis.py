@@ -28,6 +28,7 @@ from rnndyn.models import Classifier
 # ----------------------------------------------------------------------------- units
 
 
+@pytest.mark.slow
 def test_readout_in_state_space_lstm_and_centering():
     model = Classifier(cells.LSTM(5), vocab_size=7, embed_size=3, num_classes=3)
     params = model.init(jax.random.key(0))
@@ -52,6 +53,7 @@ def test_sign_modes_points_each_mode_towards_the_logit_it_raises_most():
     assert sign_modes(readout3, np.array([[1.0], [0.0]]))[0] == -1.0  # class 1 moves most
 
 
+@pytest.mark.slow
 def test_linearized_accuracy_is_exact_for_an_affine_cell():
     # h' = A h + B x has the fixed point 0 at x = 0 and is its own linearisation, so the
     # linearised classifier must agree with the network on every example.
@@ -168,6 +170,7 @@ def test_linearized_diagnostics_are_exact_for_an_affine_cell():
     np.testing.assert_allclose(acc.length_trajectory, acc.length_linearized)
 
 
+@pytest.mark.slow
 def test_word_inputs_shift_matches_the_affine_fixed_point():
     ds = data.synthetic.sentiment(jax.random.key(0), 8)
     cell, model, params = _affine(ds, [0.8, 0.5])
@@ -234,6 +237,7 @@ def test_trajectory_word_gain_of_an_affine_cell_is_the_mean_impulse_response():
     np.testing.assert_allclose(gain, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_analyze_a_point_attractor():
     # A contracting affine cell has exactly one fixed point: a point attractor is a
     # result (dimension 0, a note), not an error, and its linearisations are exact.
@@ -255,6 +259,7 @@ def test_analyze_a_point_attractor():
     assert np.all(np.asarray(a.points.kept.status) == rnndyn.Status.ROOT)
 
 
+@pytest.mark.slow
 def test_mean_input_star_has_no_first_order_drift():
     # x* = frequency-weighted mean embedding: Σ_w p_w (x_w − x*) = 0, so the summed
     # first-order effect of an average token vanishes (it does not at x* = 0, because
@@ -295,6 +300,7 @@ def _wrapped_gru(ds, gain=2.0):
     return cell, model, params
 
 
+@pytest.mark.slow
 def test_analyze_a_wrapped_cell_with_many_fixed_points(tmp_path, monkeypatch, capsys):
     # No training: every step of analyze on a wrapped GRU with many fixed points.
     ds = data.synthetic.sentiment(jax.random.key(0), 40)
@@ -412,6 +418,7 @@ def _function_model(ds, fn, s, bounds=None, embed=2):
     return model, params
 
 
+@pytest.mark.slow
 def test_no_slow_point_completes_with_a_caveat_whose_remedy_works(tmp_path):
     # h' = h + 0.5 + x: a uniform drift, q = 0.125 everywhere at x* = 0: no slow point
     ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(5, 10))
@@ -435,6 +442,7 @@ def test_no_slow_point_completes_with_a_caveat_whose_remedy_works(tmp_path):
     assert len(fixed.points.kept) >= 1 and Caveat.NO_SLOW_POINTS not in fixed.caveats
 
 
+@pytest.mark.slow
 def test_two_slow_points_and_no_word_input_points():
     # h' = h - 0.1 (h² - 0.25) + x: roots ±0.5 at x = 0; every word here has x < -0.1,
     # under which h² = 0.25 + 10 x < 0 has no root (and q stays above tol)
@@ -453,6 +461,7 @@ def test_two_slow_points_and_no_word_input_points():
     assert sorted(np.asarray(a.spectra.stability).tolist()) == [0, 2]
 
 
+@pytest.mark.slow
 def test_unstable_reference_point_is_a_caveat():
     # h' = 1.5 h + x: one root, unstable; short documents keep the states finite
     ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 5))
@@ -464,6 +473,7 @@ def test_unstable_reference_point_is_a_caveat():
     assert "|λ1| 1.500 at the reference point" in a.summary()
 
 
+@pytest.mark.slow
 def test_dimension_disagreement_caveat_and_its_remedy():
     # h' = A h + B x with A = diag(1, 0.9): the slow points form the line h2 = 0 (one PC),
     # while the documents' states spread over both axes (two PCs)
@@ -481,6 +491,7 @@ def test_dimension_disagreement_caveat_and_its_remedy():
     assert Caveat.DIMENSION_DISAGREEMENT not in given.caveats
 
 
+@pytest.mark.slow
 def test_roots_only_without_roots_and_a_held_out_baseline():
     # h' = h + 1e-5: a plateau of slow points (q = 5e-11 < tol) without any root
     ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 6))
@@ -496,6 +507,7 @@ def test_roots_only_without_roots_and_a_held_out_baseline():
     assert all(s == rnndyn.Status.SLOW_POINT for s in np.asarray(fixed.points.kept.status))
 
 
+@pytest.mark.slow
 def test_newton_fallback_caveat():
     ds = data.synthetic.sentiment(jax.random.key(0), 40)
     _, model, params = _wrapped_gru(ds)
@@ -736,6 +748,7 @@ def test_long_reviews_keep_the_line_of_slow_points(cell):
     assert a.word_inputs is not None and a.word_inputs.correlation >= 0.75
 
 
+@pytest.mark.slow
 def test_long_reviews(tmp_path):
     # Long real reviews (~200 tokens, like IMDB's) built from the snippets: the split
     # comes first, so a test document holds held-out snippets only.

@@ -52,6 +52,7 @@ def test_gradient_matches_autodiff_of_masked_scan(cell, vocab):
     np.testing.assert_array_equal(np.asarray(g1["embedding"])[unread], 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", [cells.GRU(3), cells.LSTM(3)], ids=lambda c: type(c).__name__)
 def test_gradient_matches_finite_differences_in_float64(cell):
     with jax.enable_x64(True):

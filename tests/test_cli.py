@@ -154,6 +154,7 @@ def test_cell_names_are_the_models_cells():
     assert sorted(CELL_NAMES) == sorted(CELLS)
 
 
+@pytest.mark.slow
 def test_progress_comes_before_the_slow_work(tmp_path, capsys):
     # Each command says what it does before it reads data or compiles: the order of the
     # lines on stderr, not their timing, is checked.
@@ -196,6 +197,7 @@ def test_bad_arguments_give_clear_errors(argv, message, capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "dataset, multilabel", [("synthetic-sentiment", False), ("synthetic-multilabel", True)]
 )
@@ -258,6 +260,7 @@ def test_default_synthetic_sentiment_run_reaches_95_percent(tmp_path, capsys):
     assert evaluate(ckpt.model, ckpt.params, fresh)["accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_analyze_rebuilds_the_data_and_writes_a_json_report(tmp_path, capsys):
     import json
 
@@ -386,6 +389,7 @@ def test_local_dataset_flags(tmp_path, capsys):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+@pytest.mark.slow
 def test_optimiser_state_only_when_resuming_is_asked_and_paths_are_relative(tmp_path, capsys):
     import json
     import shutil

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rnndyn import compilation_cache as cc
 from rnndyn.cli import build_parser
 
@@ -44,6 +46,7 @@ def _probe(argvs, env):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_second_process_compiles_nothing(tmp_path):
     cache = tmp_path / "jax-cache"
     run = tmp_path / "run"

@@ -160,6 +160,7 @@ def test_torch_states_stay_in_the_cells_box(case, layer):
 # --- torch: fixed points ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", sorted(SEARCH_GROUPS))
 def test_fixed_points_are_torchs(group):
     """rnndyn's certified roots are torch's fixed points: each lies at a point where torch
@@ -324,6 +325,7 @@ def test_equinox_trajectory_matches_equinox(kind):
     assert np.all((expected >= lower) & (expected <= upper))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_equinox_fixed_points_are_equinoxs(kind):
     module, cell, params = _eqx(kind)

@@ -243,6 +243,7 @@ def test_flipflop_smoke(tmp_path, monkeypatch, capsys):
     assert sum(criteria.values()) >= PASS, criteria
 
 
+@pytest.mark.slow
 def test_torch_gru_fixed_points_smoke(tmp_path, monkeypatch, capsys):
     """The torch example: every certified root, fed back through torch's own GRU step in
     float64, is a fixed point to the float32 floor; the JSON holds what was printed."""

@@ -49,6 +49,7 @@ def test_tanh_fixed_points_match_analytic_roots():
     assert np.all(np.asarray(fps.speeds) < 1e-8)
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(w=st.floats(1.3, 4.0), seed=st.integers(0, 1000))
 def test_tanh_property_every_certified_root_is_a_root(w, seed):
@@ -107,6 +108,7 @@ def test_line_attractor_returns_a_continuum():
     assert len(fps.merge_duplicates(1e-2)) > 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [cells.GRU, cells.LSTM])
 def test_random_gated_cells_certified_roots_are_fixed(cls):
     n, m = 8, 3
@@ -424,6 +426,7 @@ def _face_cell(gain: float):
     return cells.from_function(f, state_size=1, bounds=(-1.0, 1.0))
 
 
+@pytest.mark.slow
 def test_a_saturated_face_of_the_box_is_outside_or_slow_never_a_root():
     h0 = jnp.linspace(-0.9, 0.9, 7)[:, None]
     # gain 5: q(1) = ½ (0.0067·1.5)² = 5e-5 > tol: descent from h > 0 pins at the face
@@ -477,6 +480,7 @@ def _gru_residual64(params, h):
     return np.linalg.norm(new - h, axis=1)
 
 
+@pytest.mark.slow
 def test_no_root_outside_the_gru_box():
     # the issue's example: saturated gates make F(h) = h hold in float32 far outside
     # [-1, 1]^N; the search stays in the box and certifies what it calls a root
@@ -522,6 +526,7 @@ def ring_cell(dt: float = 0.1):
     return cells.from_function(lambda p, h, x: h + dt * h * (1.0 - jnp.sum(h * h)), state_size=2)
 
 
+@pytest.mark.slow
 def test_ring_is_a_continuum_and_drop_outliers_keeps_the_origin():
     angles = jnp.linspace(0, 2 * jnp.pi, 64, endpoint=False)
     ring_starts = 1.2 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], 1)
@@ -543,6 +548,7 @@ def test_ring_is_a_continuum_and_drop_outliers_keeps_the_origin():
     assert len(stray.drop_outliers(factor=3.0)) == 64
 
 
+@pytest.mark.slow
 def test_chunked_search_equals_unchunked():
     cell = rnndyn.GRU(8)
     params = cell.init(jax.random.key(3), 2)
@@ -617,6 +623,7 @@ def _on_four_devices(script: str, out, timeout: int, **env) -> dict:
     return dict(np.load(out))
 
 
+@pytest.mark.slow
 def test_multi_device_sharding_matches_one_device(tmp_path):
     multi = _on_four_devices(MULTI_DEVICE, tmp_path / "multi.npz", timeout=300)
     cell = rnndyn.GRU(6)
@@ -648,6 +655,7 @@ np.savez(OUT, points=np.asarray(fps.points), status=np.asarray(fps.status))
 """
 
 
+@pytest.mark.slow
 def test_sharded_second_order_phase_does_not_hang(tmp_path):
     """512 starts of a GRU(32): each device's Levenberg-Marquardt solves are batched
     LAPACK calls big enough for jaxlib to split over XLA:CPU's intra-op thread pool, parking

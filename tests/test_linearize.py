@@ -113,6 +113,7 @@ def test_time_constants_analytic():
     np.testing.assert_allclose(rnndyn.time_constants(jnp.array([np.e])), [1.0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_linear_simulation_exact_for_linear_cell_and_close_for_gru():
     a = jnp.array([[0.5, 0.1], [0.0, 0.8]])
     b = jnp.array([[1.0], [-1.0]])

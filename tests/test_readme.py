@@ -3,9 +3,12 @@
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_readme_quick_start_runs(capsys):
     text = README.read_text()
     snippets = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -65,6 +65,7 @@ def _sentiment_model(hidden=16):
 FAST = TrainConfig(steps=30, batch_size=32, learning_rate=1e-2, log_every=10)
 
 
+@pytest.mark.slow
 def test_train_is_reproducible_and_records_history():
     data = tiny_sentiment(0, 200)
     model = _sentiment_model()
@@ -518,6 +519,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_data_parallel_over_forced_host_devices_has_the_same_loss_curve():
     import os
     import pathlib
