@@ -120,6 +120,9 @@ def analyze(
         outlier_factor=config.outlier_factor, roots_only=config.roots_only, verbose=verbose,
     )  # fmt: skip
     log(f"{points.describe()}; {len(points.kept)} analysed")
+    vocab = tuple(getattr(train_data, "vocab", ())) or tuple(map(str, range(model.vocab_size)))
+    # mostly compilation (single-threaded): it overlaps the stages below
+    inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     lin = _linearise(model, params, points.kept, x_star)
     spec = spectra(lin, marginal_band=config.marginal_band)
     sel_full = run_network(model, params, train_data, sel_index, batch_size=batch, rng=rng).logits
@@ -132,13 +135,10 @@ def analyze(
         neighbours=config.neighbours,
     )  # fmt: skip
     length = max(1, int(np.median(np.asarray(train_data.lengths))))
-    vocab = tuple(getattr(train_data, "vocab", ()))
     baseline = baseline.result()
     effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
                            length=length)  # fmt: skip
     log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
-    inputs = _beside(_word_inputs, model, params, points, baseline, effects.words, k_words,
-                     tol, config)  # fmt: skip
     lin_acc = linearized(
         model, params, data, lin, None if ref is None else ref.index, run, x_star,
         batch_size=batch, selection=(train_data, sel_index, sel_full),
@@ -209,9 +209,11 @@ def _reference(model, params, train_data, sel_index, sel_full, lin, spec, config
 
 
 def _word_inputs(model, params, points, baseline, vocab, key, tol, config):
-    """Slow points under word inputs (``None`` when skipped or without slow points)."""
+    """Slow points under word inputs (``None`` when skipped or without slow points);
+    ``baseline`` may be the future of the bag-of-words stage."""
     if not config.word_inputs or len(points.kept) == 0:
         return None
+    baseline = baseline.result() if hasattr(baseline, "result") else baseline
     # The hybrid search converges within a few hundred steps where a root exists; a cap
     # keeps words without one (inputs that saturate the state) from costing 5000.
     return word_input_fixed_points(
