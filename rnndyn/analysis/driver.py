@@ -120,7 +120,7 @@ def analyze(
         outlier_factor=config.outlier_factor, roots_only=config.roots_only, verbose=verbose,
     )  # fmt: skip
     log(f"{points.describe()}; {len(points.kept)} analysed")
-    vocab = tuple(getattr(train_data, "vocab", ())) or tuple(map(str, range(model.vocab_size)))
+    vocab = tuple(getattr(train_data, "vocab", ()))
     # mostly compilation (single-threaded): it overlaps the stages below
     inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     lin = _linearise(model, params, points.kept, x_star)
@@ -210,10 +210,10 @@ def _reference(model, params, train_data, sel_index, sel_full, lin, spec, config
 
 def _word_inputs(model, params, points, baseline, vocab, key, tol, config):
     """Slow points under word inputs (``None`` when skipped or without slow points);
-    ``baseline`` may be the future of the bag-of-words stage."""
+    ``baseline`` is the future of the bag-of-words stage."""
     if not config.word_inputs or len(points.kept) == 0:
         return None
-    baseline = baseline.result() if hasattr(baseline, "result") else baseline
+    baseline = baseline.result()
     # The hybrid search converges within a few hundred steps where a root exists; a cap
     # keeps words without one (inputs that saturate the state) from costing 5000.
     return word_input_fixed_points(
