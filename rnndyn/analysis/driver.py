@@ -121,8 +121,6 @@ def analyze(
     )  # fmt: skip
     log(f"{points.describe()}; {len(points.kept)} analysed")
     vocab = tuple(getattr(train_data, "vocab", ()))
-    # mostly compilation (single-threaded): it overlaps the stages below
-    inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     lin = _linearise(model, params, points.kept, x_star)
     spec = spectra(lin, marginal_band=config.marginal_band)
     sel_full = run_network(model, params, train_data, sel_index, batch_size=batch, rng=rng).logits
@@ -139,6 +137,9 @@ def analyze(
     effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
                            length=length)  # fmt: skip
     log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
+    # submitted here, not right after the search: that earlier start hung one CI run
+    # (both workers idle in futex waits; cause not yet diagnosed)
+    inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     lin_acc = linearized(
         model, params, data, lin, None if ref is None else ref.index, run, x_star,
         batch_size=batch, selection=(train_data, sel_index, sel_full),
