@@ -210,11 +210,9 @@ def _reference(model, params, train_data, sel_index, sel_full, lin, spec, config
 
 
 def _word_inputs(model, params, points, baseline, vocab, key, tol, config):
-    """Slow points under word inputs (``None`` when skipped or without slow points);
-    ``baseline`` is the future of the bag-of-words stage."""
+    """Slow points under word inputs (``None`` when skipped or without slow points)."""
     if not config.word_inputs or len(points.kept) == 0:
         return None
-    baseline = baseline.result()
     # The hybrid search converges within a few hundred steps where a root exists; a cap
     # keeps words without one (inputs that saturate the state) from costing 5000.
     return word_input_fixed_points(
