@@ -73,15 +73,21 @@ def check_finite(name: str, tree: Any) -> None:
             )
 
 
-def real_array(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
-    """``x`` as a finite float64 numpy array with one of ``ndims`` dimensions, else
-    ValueError (``meaning`` describes the expected shape, e.g. ``"(K, D)"``)."""
+def numeric_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as a numpy array of real numbers (bool, int or float), else ValueError."""
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from err
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def real_array(name: str, x: Any, ndims: tuple[int, ...], meaning: str) -> np.ndarray:
+    """``x`` as a finite float64 numpy array with one of ``ndims`` dimensions, else
+    ValueError (``meaning`` describes the expected shape, e.g. ``"(K, D)"``)."""
+    arr = numeric_array(name, x)
     if arr.ndim not in ndims:
         want = " or ".join(str(n) for n in ndims)
         raise ValueError(

@@ -135,12 +135,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
         if "bfloat16" in str(getattr(value, "dtype", "")):
             value = value.float()
         value = value.numpy()
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"state_dict[{name!r}] must be an array or tensor") from err
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"state_dict[{name!r}] must hold real numbers, got dtype {arr.dtype}")
+    arr = _checks.numeric_array(f"state_dict[{name!r}]", value)
     if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
         arr = arr.astype(np.float32)
     return arr
