@@ -127,19 +127,21 @@ def analyze(
     ref = _reference(model, params, train_data, sel_index, sel_full, lin, spec, config)
     if ref is not None:
         log(f"reference point {ref.index}: {ref.reason}")
+    baseline = baseline.result()
+    # Beside the stages from here on, none of which runs LAPACK in XLA: two XLA:CPU
+    # programs in batched LAPACK at once (here the word inputs' LU solves and the
+    # eigendecompositions of spectra or reference) can park every pool thread on 2 cores
+    # and hang (fixed_points/run.py; seen in CI when this started right after the search).
+    inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     geo = geometry(
         model, params, np.asarray(points.kept.points), spec, ref, run.visited, key=k_pca,
         threshold=config.threshold, manifold_dim=config.manifold_dim,
         neighbours=config.neighbours,
     )  # fmt: skip
     length = max(1, int(np.median(np.asarray(train_data.lengths))))
-    baseline = baseline.result()
     effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
                            length=length)  # fmt: skip
     log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
-    # submitted here, not right after the search: that earlier start hung one CI run
-    # (both workers idle in futex waits; cause not yet diagnosed)
-    inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
     lin_acc = linearized(
         model, params, data, lin, None if ref is None else ref.index, run, x_star,
         batch_size=batch, selection=(train_data, sel_index, sel_full),
