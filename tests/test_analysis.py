@@ -475,6 +475,24 @@ def test_unstable_reference_point_is_a_caveat():
 
 
 @pytest.mark.slow
+def test_a_linearisation_far_from_study_a_is_a_caveat():
+    # h' = h / 2 + tanh(4 x): one stable root h* = 0 at x* = 0, where J_inp = 4. A word
+    # with x = ±1 moves the network by tanh(4) ≈ 0.999 and the linearisation by 4, so
+    # the one-step error |4x - tanh(4x)| / |h/2 + tanh(4x)| is above 1 on every step
+    ds = data.synthetic.sentiment(jax.random.key(0), 24, length=(3, 6))
+    model, params = _function_model(ds, lambda p, h, x: 0.5 * h + jnp.tanh(4.0 * x[:1]), 1)
+    signs = jnp.where(jnp.arange(ds.vocab_size) % 2 == 0, 1.0, -1.0)
+    params["embedding"] = jnp.stack([signs, jnp.zeros(ds.vocab_size)], axis=1)
+    a = analyze(model, ds, params, key=jax.random.key(1), num_initial=16, word_inputs=0,
+                verbose=False)  # fmt: skip
+    assert a.reference.qualified and abs(a.reference.spectral_radius - 0.5) < 1e-4
+    assert a.fidelity.one_step_median > 1.0
+    assert Caveat.LINEARISATION_ERROR in a.caveats
+    text = a.summary()
+    assert "far above study A's ~10%" in text and "limit 30%" in text
+
+
+@pytest.mark.slow
 def test_dimension_disagreement_caveat_and_its_remedy():
     # h' = A h + B x with A = diag(1, 0.9): the slow points form the line h2 = 0 (one PC),
     # while the documents' states spread over both axes (two PCs)
