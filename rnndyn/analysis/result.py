@@ -268,7 +268,13 @@ def _contextual_lines(c: Contextual, network: float) -> list[str]:
         side = f"intensifiers and attenuators {side} (study C: opposite sides)"
     else:
         side = "not both intensifiers and attenuators among its words"
-    recovered = _num(c.recovered, ".0%", "n/a, the network gains under 1 point")
+    recovered = _num(c.recovered, ".0%", "")
+    recovered = (
+        f"recovers {recovered} of the network's gain over it (study C: over 90%)"
+        if recovered
+        else "no gain to recover: the network is less than 1 point above it (study C "
+        "recovers over 90%)"
+    )
     pos = c.position_effect
     before = np.median(np.abs(c.gain[: len(c.ablated_gain), 0] - 1))
     after = np.median(np.abs(c.ablated_gain - 1))
@@ -280,8 +286,7 @@ def _contextual_lines(c: Contextual, network: float) -> list[str]:
         f"position: a word at the start weighs ×{pos[0]:.2f}, at the end ×{pos[-1]:.2f} of "
         "the average (study C: words near the start weigh more)",
         f"extended bag of words {c.extended_accuracy:.3f} (bag of words {c.bow_accuracy:.3f}, "
-        f"network {network:.3f}): recovers {recovered} of the network's gain (study C: over "
-        "90%)",
+        f"network {network:.3f}): {recovered}",
     ]
 
 
