@@ -442,8 +442,9 @@ def test_no_slow_point_completes_with_a_caveat_whose_remedy_works(tmp_path):
     assert len(fixed.points.kept) >= 1 and Caveat.NO_SLOW_POINTS not in fixed.caveats
 
 
-# not marked slow (~8 s): the fast suite's one end-to-end analyze run with every stage,
-# the word-input stage beside the others included
+# not marked slow although it takes ~8 s: the fast suite's one end-to-end analyze run
+# through every default stage, the word-input stage beside the others included (a
+# smoke test of the driver; its 1-D state is too small to show the LAPACK hang)
 def test_two_slow_points_and_no_word_input_points():
     # h' = h - 0.1 (h² - 0.25) + x: roots ±0.5 at x = 0; every word here has x < -0.1,
     # under which h² = 0.25 + 10 x < 0 has no root (and q stays above tol)

@@ -189,4 +189,4 @@ def test_a_trained_network_reveals_the_planted_modifiers():
     assert c.opposite_sides
     assert c.ablated_accuracy < c.accuracy - 0.05
     assert c.recovered >= 0.5  # extended bag of words vs the network's gain over BoW
-    assert f"recovers {c.recovered:.0%} of the network's gain over it" in a.summary()
+    assert f"recovers {c.recovered:.0%} of the network's gain over the bag of words" in a.summary()

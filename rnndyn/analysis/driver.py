@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import jax
@@ -128,40 +128,43 @@ def analyze(
     if ref is not None:
         log(f"reference point {ref.index}: {ref.reason}")
     baseline = baseline.result()
-    # Beside the stages from here on, none of which runs LAPACK in XLA: two XLA:CPU
-    # programs in batched LAPACK at once (here the word inputs' LU solves and the
+    # Beside the stages from here on, none of which runs batched LAPACK in XLA: two
+    # XLA:CPU programs in batched LAPACK at once (here the word inputs' LU solves and the
     # eigendecompositions of spectra or reference) can park every pool thread on 2 cores
     # and hang (fixed_points/run.py; seen in CI when this started right after the search).
     inputs = _beside(_word_inputs, model, params, points, baseline, vocab, k_words, tol, config)
-    geo = geometry(
-        model, params, np.asarray(points.kept.points), spec, ref, run.visited, key=k_pca,
-        threshold=config.threshold, manifold_dim=config.manifold_dim,
-        neighbours=config.neighbours,
-    )  # fmt: skip
-    length = max(1, int(np.median(np.asarray(train_data.lengths))))
-    effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
-                           length=length)  # fmt: skip
-    log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
-    lin_acc = linearized(
-        model, params, data, lin, None if ref is None else ref.index, run, x_star,
-        batch_size=batch, selection=(train_data, sel_index, sel_full),
-    )  # fmt: skip
-    fid = fidelity(model, params, data, index, lin, x_star, rng=rng, batch_size=batch)
-    log(f"one-step linearisation error: median {fid.one_step_median:.3f}")
-    linear = None
-    if config.linear_steps:
-        linear = train_linear_rnn(model, train_data, data, index, key=k_linear,
-                                  steps=config.linear_steps, batch_size=batch)  # fmt: skip
-        log(f"linear RNN trained directly: accuracy {linear.accuracy:.4f}")
-    context = None
-    if config.modifiers:
-        context = contextual_processing(
-            model, params, data, index, train_data, run, points.kept.points, spec, ref, geo,
-            baseline, x_star,
-            key=k_context, candidates=config.modifiers, bow_steps=config.bow_steps,
+    try:
+        geo = geometry(
+            model, params, np.asarray(points.kept.points), spec, ref, run.visited, key=k_pca,
+            threshold=config.threshold, manifold_dim=config.manifold_dim,
+            neighbours=config.neighbours,
         )  # fmt: skip
-        if context is not None:
-            log(f"contextual processing: {len(context.words)} words screened")
+        length = max(1, int(np.median(np.asarray(train_data.lengths))))
+        effects = word_effects(model, params, ref, geo, baseline, np.asarray(x_star), vocab=vocab,
+                               length=length)  # fmt: skip
+        log(f"manifold dimension {geo.manifold_dimension} ({geo.dimension_rule})")
+        lin_acc = linearized(
+            model, params, data, lin, None if ref is None else ref.index, run, x_star,
+            batch_size=batch, selection=(train_data, sel_index, sel_full),
+        )  # fmt: skip
+        fid = fidelity(model, params, data, index, lin, x_star, rng=rng, batch_size=batch)
+        log(f"one-step linearisation error: median {fid.one_step_median:.3f}")
+        linear = None
+        if config.linear_steps:
+            linear = train_linear_rnn(model, train_data, data, index, key=k_linear,
+                                      steps=config.linear_steps, batch_size=batch)  # fmt: skip
+            log(f"linear RNN trained directly: accuracy {linear.accuracy:.4f}")
+        context = None
+        if config.modifiers:
+            context = contextual_processing(
+                model, params, data, index, train_data, run, points.kept.points, spec, ref, geo,
+                baseline, x_star,
+                key=k_context, candidates=config.modifiers, bow_steps=config.bow_steps,
+            )  # fmt: skip
+            if context is not None:
+                log(f"contextual processing: {len(context.words)} words screened")
+    finally:  # a stage that raised must not leave the search running beside what follows
+        wait([inputs])
     inputs = inputs.result()
     prediction = wd.predict_dimension(
         train_data.tokens, train_data.labels, model.vocab_size, lengths=train_data.lengths,
