@@ -133,13 +133,18 @@ def eig(matrices: Array) -> Eigen:
         raise ValueError(f"matrices is empty (shape {tuple(j.shape)}); expected S >= 1")
     _checks.check_finite("matrices", j)
     with _blas.single_threaded():  # LAPACK on small matrices: one thread (rnndyn/_blas.py)
-        values, right = _eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)
-        order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
-        values = jnp.take_along_axis(values, order, axis=-1)
-        right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
-        out = Eigen(values=values, right=right, left=jnp.linalg.inv(right))
+        out = _by_modulus(*(_eig_host(j) if _off_cpu(j) else jnp.linalg.eig(j)))
         # dispatch is asynchronous: wait for LAPACK before the thread count comes back
         return out if _checks.is_traced(j) else jax.block_until_ready(out)
+
+
+@jax.jit  # one program, not one per operation
+def _by_modulus(values: Array, right: Array) -> Eigen:
+    """``Eigen`` with the modes sorted by ``|λ|``, largest first, and ``left = right⁻¹``."""
+    order = jnp.argsort(-jnp.abs(values), axis=-1, stable=True)
+    values = jnp.take_along_axis(values, order, axis=-1)
+    right = jnp.take_along_axis(right, order[..., None, :], axis=-1)
+    return Eigen(values=values, right=right, left=jnp.linalg.inv(right))
 
 
 def _off_cpu(x: Array) -> bool:

@@ -35,8 +35,14 @@ def readout_in_state_space(model: Classifier, params: Any, state: Any) -> np.nda
     softmax classifiers the rows are centred over classes: adding the same vector to
     every row changes no prediction.
     """
-    j_out = jax.jacobian(model.cell.output)(jnp.asarray(state, jnp.float32))
-    return readout_rows(model, params) @ np.asarray(j_out, np.float64)
+    return readout_rows(model, params) @ output_jacobian(model, state)
+
+
+def output_jacobian(model: Classifier, state: Any) -> np.ndarray:
+    """``∂output/∂h (N, S)`` at ``state (S,)``, float64 (jitted: op by op it compiled a
+    program per primitive)."""
+    j_out = jax.jit(jax.jacobian(model.cell.output))(jnp.asarray(state, jnp.float32))
+    return np.asarray(j_out, np.float64)
 
 
 def token_counts(tokens: Any, lengths: Any, vocab_size: int) -> np.ndarray:

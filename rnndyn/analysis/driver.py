@@ -201,7 +201,7 @@ def _reference(model, params, train_data, sel_index, sel_full, lin, spec, config
         return None
 
     def agreement(i: int) -> float:
-        one = Linearization(*(a[np.asarray([i])] for a in lin))
+        one = Linearization(*(jnp.asarray(np.asarray(a)[i : i + 1]) for a in lin))  # host gather
         lg = linearized_logits(model, params, train_data, lin=one, switch="initial",
                                index=sel_index, batch_size=min(256, len(sel_index)))  # fmt: skip
         pred = np.asarray(model.predict_logits(jnp.asarray(lg)))

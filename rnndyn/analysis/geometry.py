@@ -10,7 +10,7 @@ import numpy as np
 
 from rnndyn import manifold as mf
 from rnndyn._records import record, static
-from rnndyn.analysis._common import readout_rows
+from rnndyn.analysis._common import output_jacobian, readout_rows
 from rnndyn.analysis.reference import Reference
 from rnndyn.analysis.spectra import Spectra
 from rnndyn.linearize import Eigen, real_modes
@@ -92,7 +92,8 @@ def geometry(
     points = np.asarray(points, np.float64)
     states = visited.astype(np.float64)
     if len(states) > MAX_PCA_STATES:
-        states = states[np.asarray(jax.random.choice(key, len(states), (MAX_PCA_STATES,), False))]
+        pick = jax.jit(jax.random.choice, static_argnums=(1, 2, 3))  # one program, not a dozen
+        states = states[np.asarray(pick(key, len(states), (MAX_PCA_STATES,), False))]
     # The hidden states the readout sees (h; for an LSTM not c, whose slow directions
     # can count tokens rather than evidence) define the states' dimension.
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))
@@ -135,9 +136,7 @@ def _dimension(points: np.ndarray) -> mf.Dimension:
 def _reference_modes(model, reference: Reference, w_out: np.ndarray, d: int):
     """The signed real basis of the top ``d`` modes at the reference point and the
     readout's alignment with them."""
-    j_out = np.asarray(
-        jax.jacobian(model.cell.output)(jnp.asarray(reference.point, jnp.float32)), np.float64
-    )
+    j_out = output_jacobian(model, reference.point)
     eigen = Eigen(reference.eigenvalues, reference.right, reference.left)
     modes = real_modes(eigen, min(d, len(reference.eigenvalues)))
     signs = sign_modes(w_out @ j_out, modes.right)

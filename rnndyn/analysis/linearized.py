@@ -145,7 +145,8 @@ def linearized(
 
 
 def _select(lin: Linearization, rows) -> Linearization:
-    return Linearization(*(a[np.asarray(rows)] for a in lin))
+    rows = np.asarray(rows)  # gathered on the host (a device gather compiles per shape)
+    return Linearization(*(jnp.asarray(np.asarray(a)[rows]) for a in lin))
 
 
 def _class_fractions(model, pred) -> np.ndarray:

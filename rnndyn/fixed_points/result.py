@@ -192,7 +192,12 @@ class FixedPoints:
     def select(self, index: Any) -> FixedPoints:
         """Subset by a boolean mask ``(K,)`` or integer indices (eager, not under jit)."""
         index = np.asarray(index)
-        return jax.tree_util.tree_map(lambda a: a[index], self)
+
+        # jax arrays gathered on the host: a device gather compiles a program per shape
+        def pick(a):
+            return jnp.asarray(np.asarray(a)[index]) if isinstance(a, jax.Array) else a[index]
+
+        return jax.tree_util.tree_map(pick, self)
 
     def keep_slow(self) -> FixedPoints:
         """Only the slow points (``q < tol``): the studies' approximate fixed points."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,14 @@ from rnndyn import _checks
 Array = jax.Array
 
 __all__ = ["sample_states"]
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _pick(key: Array, flat: Array, weights: Array, n: int, replace: bool) -> Array:
+    """``n`` rows of ``flat`` drawn with probabilities ``weights`` (one program: op by
+    op, ``jax.random.choice`` compiled a dozen)."""
+    idx = jax.random.choice(key, flat.shape[0], (n,), replace=replace, p=weights / weights.sum())
+    return flat[idx]
 
 
 def sample_states(
@@ -65,8 +75,7 @@ def sample_states(
                 f"n={n} exceeds the {valid} valid states; use replace=True or a smaller n"
             )
     k_pick, k_noise = jax.random.split(key)
-    idx = jax.random.choice(k_pick, flat.shape[0], (n,), replace=replace, p=weights / weights.sum())
-    states = flat[idx]
+    states = _pick(k_pick, flat, weights, n, replace)
     if noise > 0:
         states = states + noise * jax.random.normal(k_noise, states.shape, states.dtype)
     return states
