@@ -20,7 +20,7 @@ from rnndyn.analysis.context import contextual_processing
 from rnndyn.analysis.fidelity import fidelity
 from rnndyn.analysis.geometry import geometry
 from rnndyn.analysis.linear_rnn import train_linear_rnn
-from rnndyn.analysis.linearized import linearized, linearized_logits
+from rnndyn.analysis.linearized import linearized, linearized_logits, select_points
 from rnndyn.analysis.network import run_network
 from rnndyn.analysis.points import search_slow_points
 from rnndyn.analysis.reference import choose_reference, linearise_reference
@@ -201,7 +201,7 @@ def _reference(model, params, train_data, sel_index, sel_full, lin, spec, config
         return None
 
     def agreement(i: int) -> float:
-        one = Linearization(*(jnp.asarray(np.asarray(a)[i : i + 1]) for a in lin))  # host gather
+        one = select_points(lin, [i])
         lg = linearized_logits(model, params, train_data, lin=one, switch="initial",
                                index=sel_index, batch_size=min(256, len(sel_index)))  # fmt: skip
         pred = np.asarray(model.predict_logits(jnp.asarray(lg)))

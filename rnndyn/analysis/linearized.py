@@ -97,7 +97,7 @@ def linearized(
     nan_logits = np.full((n, c), np.nan)
     logits, nearest = nan_logits, nan_logits
     if reference is not None:
-        ref_lin = _select(lin, [reference])
+        ref_lin = select_points(lin, [reference])
         logits = linearized_logits(model, params, data, lin=ref_lin, switch="initial", **kw)
         nearest = linearized_logits(model, params, data, lin=lin, switch="nearest", **kw)
 
@@ -144,8 +144,10 @@ def linearized(
     )  # fmt: skip
 
 
-def _select(lin: Linearization, rows) -> Linearization:
-    rows = np.asarray(rows)  # gathered on the host (a device gather compiles per shape)
+def select_points(lin: Linearization, rows: Any) -> Linearization:
+    """The linearisation at the points ``rows`` (indices) of ``lin``, gathered on the host
+    (a device gather would compile a program per array shape)."""
+    rows = np.asarray(rows)
     return Linearization(*(jnp.asarray(np.asarray(a)[rows]) for a in lin))
 
 
