@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import Any
@@ -39,10 +40,14 @@ def readout_in_state_space(model: Classifier, params: Any, state: Any) -> np.nda
 
 
 def output_jacobian(model: Classifier, state: Any) -> np.ndarray:
-    """``∂output/∂h (N, S)`` at ``state (S,)``, float64 (jitted: op by op it compiled a
-    program per primitive)."""
-    j_out = jax.jit(jax.jacobian(model.cell.output))(jnp.asarray(state, jnp.float32))
-    return np.asarray(j_out, np.float64)
+    """``∂output/∂h (N, S)`` at ``state (S,)``, float64."""
+    return np.asarray(_output_jacobian(model.cell, jnp.asarray(state, jnp.float32)), np.float64)
+
+
+# compiled once per cell (op by op, the Jacobian compiled a program per primitive)
+@functools.partial(jax.jit, static_argnums=0)
+def _output_jacobian(cell: Any, state: jax.Array) -> jax.Array:
+    return jax.jacobian(cell.output)(state)
 
 
 def token_counts(tokens: Any, lengths: Any, vocab_size: int) -> np.ndarray:

@@ -22,6 +22,10 @@ __all__ = ["MAX_PCA_STATES", "Geometry", "geometry"]
 MAX_PCA_STATES = 20_000
 
 
+#: ``jax.random.choice`` as one program (op by op it compiled a dozen)
+_choice = jax.jit(jax.random.choice, static_argnums=(1, 2, 3))
+
+
 @record
 class Geometry:
     """Dimension and geometry of the manifold. ``d`` dimensions, ``C`` classes.
@@ -92,8 +96,7 @@ def geometry(
     points = np.asarray(points, np.float64)
     states = visited.astype(np.float64)
     if len(states) > MAX_PCA_STATES:
-        pick = jax.jit(jax.random.choice, static_argnums=(1, 2, 3))  # one program, not a dozen
-        states = states[np.asarray(pick(key, len(states), (MAX_PCA_STATES,), False))]
+        states = states[np.asarray(_choice(key, len(states), (MAX_PCA_STATES,), False))]
     # The hidden states the readout sees (h; for an LSTM not c, whose slow directions
     # can count tokens rather than evidence) define the states' dimension.
     out_states = np.asarray(jax.vmap(model.cell.output)(jnp.asarray(states, jnp.float32)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -122,12 +123,19 @@ def trajectory_gain(model: Classifier, params: Any, x_star: np.ndarray, length: 
     ``x*`` repeated ``length`` times from ``h0``, averaged over the positions (centred
     over classes for softmax classifiers)."""
 
-    def logits(params, xs):
+    dtype = jnp.result_type(jnp.float32, *jax.tree_util.tree_leaves(params["cell"]))
+    xs = jnp.tile(jnp.asarray(x_star, dtype), (length, 1))
+    gain = np.asarray(_input_jacobian(model, params, xs), np.float64).mean(axis=1)
+    return centre_classes(gain.T, model.multilabel).T
+
+
+# compiled once per model (op by op, the Jacobian of a scan compiled a dozen programs)
+@functools.partial(jax.jit, static_argnums=0)
+def _input_jacobian(model: Classifier, params: Any, xs: jax.Array) -> jax.Array:
+    """``(C, T, M)``: the final logits' gradient with respect to each input of ``xs``."""
+
+    def logits(xs):
         step = lambda h, x: (model.cell(params["cell"], h, x), None)  # noqa: E731
         return model.readout(params, jax.lax.scan(step, model.cell.initial_state(), xs)[0])
 
-    dtype = jnp.result_type(jnp.float32, *jax.tree_util.tree_leaves(params["cell"]))
-    xs = jnp.tile(jnp.asarray(x_star, dtype), (length, 1))
-    # jitted: run op by op, the Jacobian of a scan compiled a dozen small programs
-    gain = np.asarray(jax.jit(jax.jacrev(logits, argnums=1))(params, xs), np.float64).mean(axis=1)
-    return centre_classes(gain.T, model.multilabel).T
+    return jax.jacrev(logits)(xs)
