@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import rnndyn
 from rnndyn import cells
+from rnndyn.fixed_points import run as fp_run
 
 
 def tanh_cell(w: float):
@@ -674,3 +675,65 @@ def test_sharded_second_order_phase_does_not_hang(tmp_path):
     assert np.unique(status).size > 2  # roots, slow points and more: every ending compared
     np.testing.assert_array_equal(sharded["status"], status)
     np.testing.assert_allclose(sharded["points"], np.asarray(one.points), atol=1e-5)
+
+
+@pytest.mark.parametrize("polish_steps, scale, every", [(0, 1.5, 100), (50, 3.0, 10)])
+def test_finished_rows_leave_the_batch_without_changing_any_path(
+    monkeypatch, capsys, polish_steps, scale, every
+):
+    """On one device the search drops finished candidates once half of the batch is done
+    (run._search_chunk); every candidate must end where the uncompacted search ends."""
+    cell = rnndyn.GRU(8)
+    params = cell.init(jax.random.key(3), 2)
+    params["W_h"] = params["W_h"] * scale  # steps to the end spread over 250-2,000 / 10-60
+    h0 = jax.random.uniform(jax.random.key(4), (96, 8), minval=-1, maxval=1)
+    kw = dict(polish_steps=polish_steps, deflation_rounds=0, max_steps=2000, verbose=True,
+              log_every=3 * every // 2)  # fmt: skip
+    monkeypatch.setattr(fp_run, "_MIN_ROWS", 10**9)
+    whole = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, **kw)
+    progress = capsys.readouterr().err
+    taken = []
+    monkeypatch.setattr(fp_run, "_MIN_ROWS", 4)
+    monkeypatch.setattr(fp_run, "_COMPACT_EVERY", every)
+    take = fp_run._take_rows
+    monkeypatch.setattr(
+        fp_run, "_take_rows", lambda s, pick: taken.append(len(pick)) or take(s, pick)
+    )
+    shed = rnndyn.find_fixed_points(cell, params, jnp.zeros(2), h0, **kw)
+    assert len(taken) >= 2 and min(taken) < 24  # the batch did shrink, more than once
+    np.testing.assert_array_equal(np.asarray(whole.status), np.asarray(shed.status))
+    np.testing.assert_array_equal(np.asarray(whole.steps), np.asarray(shed.steps))
+    np.testing.assert_allclose(whole.points, shed.points, atol=1e-6)
+    np.testing.assert_allclose(whole.speeds, shed.speeds, rtol=1e-4, atol=1e-12)
+    # the progress lines count every candidate, those that left the batch too
+    lines = [line for line in progress.splitlines() if "iteration" in line]
+    assert len(lines) >= 3
+    assert [line for line in capsys.readouterr().err.splitlines() if "iteration" in line] == lines
+
+
+def test_per_candidate_inputs_match_searches_with_one_shared_input():
+    """A shared input enters the search unbatched (search.Problem.per_row); per-candidate
+    inputs must give the same points as one search per input."""
+    cell = rnndyn.GRU(6)
+    params = cell.init(jax.random.key(5), 3)
+    params["W_h"] = params["W_h"] * 2.0
+    h0 = jax.random.uniform(jax.random.key(6), (24, 6), minval=-1, maxval=1)
+    xa, xb = jnp.array([0.3, -0.2, 0.1]), jnp.array([-0.5, 0.4, 0.0])
+    kw = dict(deflation_rounds=0)
+    mixed = rnndyn.find_fixed_points(
+        cell, params, jnp.concatenate([jnp.tile(xa, (12, 1)), jnp.tile(xb, (12, 1))]), h0, **kw
+    )
+    a = rnndyn.find_fixed_points(cell, params, xa, h0[:12], **kw)
+    b = rnndyn.find_fixed_points(cell, params, xb, h0[12:], **kw)
+    np.testing.assert_array_equal(
+        np.asarray(mixed.status), np.concatenate([np.asarray(a.status), np.asarray(b.status)])
+    )
+    roots = np.asarray(mixed.root)
+    assert roots[:12].any() and roots[12:].any()
+    # roots agree to float32 precision; a slow point's float32 path can move by ~1e-4 with
+    # the shape of the arithmetic (as between chunk sizes or devices)
+    separate = np.concatenate([a.points, b.points])
+    np.testing.assert_allclose(np.asarray(mixed.points)[roots], separate[roots], atol=1e-5)
+    np.testing.assert_allclose(mixed.points, separate, atol=1e-3)
+    step = jax.vmap(cell, (None, 0, 0))(params, mixed.points, mixed.inputs)
+    assert np.abs(np.asarray(step - mixed.points)[roots]).max() < 1e-5

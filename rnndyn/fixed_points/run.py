@@ -98,7 +98,8 @@ def _mesh(devices: int) -> Mesh:
 @functools.lru_cache(maxsize=64)
 def _compiled(cell: Cell, static: search.Static, num_devices: int):
     """The jitted ``search.begin`` and ``search.advance``; sharded over ``num_devices``
-    local devices along ``K`` (the loop counter ``it`` then has one entry per device)."""
+    local devices along ``K`` (the loop counter ``it`` then has one entry per device; a
+    shared input row is replicated)."""
     begin = functools.partial(search.begin, cell, st=static)
     advance = functools.partial(search.advance, cell, st=static)
     if num_devices == 1:
@@ -114,12 +115,13 @@ def _compiled(cell: Cell, static: search.Static, num_devices: int):
         return state._replace(it=state.it[None]), out
 
     k, mesh = P("k"), _mesh(num_devices)
+    x = P() if static.shared_input else k
     begin_sharded = jax.shard_map(
-        begin_shard, mesh=mesh, in_specs=(P(), k, k, k, k, P(), P(), P()), out_specs=k,
+        begin_shard, mesh=mesh, in_specs=(P(), x, k, k, k, P(), P(), P()), out_specs=k,
         check_vma=False,
     )  # fmt: skip
     advance_sharded = jax.shard_map(
-        advance_shard, mesh=mesh, in_specs=(P(), k, k, k, P(), P(), P(), k, P()), out_specs=k,
+        advance_shard, mesh=mesh, in_specs=(P(), x, k, k, P(), P(), P(), k, P()), out_specs=k,
         check_vma=False,
     )  # fmt: skip
     return jax.jit(begin_sharded), jax.jit(advance_sharded)
@@ -132,27 +134,86 @@ _PREPARED: set = set()
 _NO_STOP = np.int32(2**31 - 1)
 
 
-def _search_chunk(fns, params, args, roots, roots_mask, dyn, verbose, log_every):
-    """One chunk of candidates: to the end in one call, or (``verbose``) ``log_every``
-    iterations at a time with a progress line after each (the same steps: the loop
-    stops and resumes between iterations).
+#: A batch on one device sheds its finished rows once at most half of it is moving
+#: (checked every ``_COMPACT_EVERY`` iterations), down to ``_MIN_ROWS`` rows.
+_COMPACT_EVERY = 500
+_MIN_ROWS = 128
 
-    The rows are never compacted as candidates finish: XLA's row results depend (in the
-    last bits) on the number of rows, and the search amplifies such differences."""
+
+def _search_chunk(fns, params, args, roots, roots_mask, dyn, verbose, log_every, compact):
+    """One chunk of candidates: to the end in one call, or in pieces that stop for a
+    progress line every ``log_every`` iterations (``verbose``) and a look at the finished
+    rows every ``_COMPACT_EVERY`` (``compact``); the loop stops and resumes between
+    iterations, so the pieces take the same steps.
+
+    ``compact``: the search of a line attractor's slow points runs for thousands of
+    iterations after most candidates are done (a GRU-128: a third done by iteration
+    1,000, the last near 8,000), and a finished row costs as much as a moving one. So
+    whenever at most half of the batch is moving, the moving rows continue in a batch of
+    half the size (a new shape, compiled once per size). Each candidate's path depends
+    on its own state only; XLA's row results can differ in the last bits with the number
+    of rows, as between chunk sizes (``batch_size``)."""
     begin, advance = fns
     inputs, h0, lower, upper = args
+    k = h0.shape[0]
     state = begin(params, inputs, h0, lower, upper, roots, roots_mask, dyn)
-    until = 1 if verbose else _NO_STOP  # the first line after one iteration, as before
+    rows, real = np.arange(k), k  # the chunk row of each batch row; the first `real` are real
+    phase_all, q_all = np.zeros(k, np.int32), np.full(k, np.inf)
+    shed: list = []  # (chunk rows, their final outcome) of rows that left the batch
+    log_at = 1 if verbose else int(_NO_STOP)  # the first line after one iteration
+    until = min(log_at, _COMPACT_EVERY if compact else int(_NO_STOP))
     while True:
         state, out = advance(params, inputs, lower, upper, roots, roots_mask, dyn, state,
                              np.int32(until))  # fmt: skip
-        if not verbose:
-            return out
         it = int(np.max(np.asarray(state.it)))
         if it < until:  # terminated before the stop
-            return out
-        search.report(it - 1, state.phase, state.q, h0.shape[0])
-        until = min(until + log_every, int(_NO_STOP))
+            break
+        phase = np.asarray(state.phase)[:real]
+        phase_all[rows[:real]] = phase
+        if it == log_at:
+            q_all[rows[:real]] = np.asarray(state.q)[:real]
+            search.report(it - 1, phase_all, q_all, k)
+            log_at = min(log_at + log_every, int(_NO_STOP))
+        moving = np.flatnonzero(phase != search.DONE)
+        if moving.size == 0:
+            break
+        size = len(rows)
+        while compact and size // 2 >= _MIN_ROWS and moving.size <= size // 2:
+            size //= 2
+        if size < len(rows):
+            done = np.flatnonzero(phase == search.DONE)
+            shed.append((rows[done], _host_rows(out, done)))
+            pick = np.concatenate([moving, np.full(size - moving.size, done[0])])
+            state = _take_rows(state, pick)
+            inputs = inputs if inputs.shape[0] == 1 else inputs[pick]  # shared: one row
+            lower, upper, rows, real = lower[pick], upper[pick], rows[pick], moving.size
+        until = min(log_at, -(-(it + 1) // _COMPACT_EVERY) * _COMPACT_EVERY if compact
+                    else int(_NO_STOP))  # fmt: skip
+    if not shed:
+        return out
+    shed.append((rows[:real], _host_rows(out, np.arange(real))))
+    return _assemble(shed, k)
+
+
+def _take_rows(state: search.State, pick: np.ndarray) -> search.State:
+    """The loop state of rows ``pick`` (every field but the iteration counter)."""
+    fields = {f: jax.tree_util.tree_map(lambda a: a[pick], getattr(state, f))
+              for f in state._fields if f != "it"}  # fmt: skip
+    return state._replace(**fields)
+
+
+def _host_rows(out: search.Outcome, rows: np.ndarray) -> search.Outcome:
+    return search.Outcome(*(np.asarray(a)[rows] for a in out))
+
+
+def _assemble(parts: list, k: int) -> search.Outcome:
+    """The outcome of ``k`` rows from ``(rows, outcome)`` parts that cover each once."""
+    first = parts[0][1]
+    full = [np.empty((k,) + a.shape[1:], a.dtype) for a in first]
+    for rows, out in parts:
+        for dst, a in zip(full, out, strict=True):
+            dst[rows] = a
+    return search.Outcome(*(jnp.asarray(a) for a in full))
 
 
 def pad_rows(a: jax.Array, rows: int) -> jax.Array:
@@ -174,9 +235,11 @@ def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbos
     devices = num_shards()
     chunk = k if batch_size is None else min(batch_size, k)
     chunk = -(-chunk // devices) * devices
+    shared = bool(np.all(np.asarray(inputs) == np.asarray(inputs[:1])))
     # Progress is reported between chunks of iterations, not from inside the compiled
     # loop: the program has no host callback, and verbose and quiet searches share it.
-    fns = _compiled(cell, dataclasses.replace(static, verbose=False, log_every=1), devices)
+    compiled = dataclasses.replace(static, verbose=False, log_every=1, shared_input=shared)
+    fns = _compiled(cell, compiled, devices)
     shapes = (fns, chunk, h0.shape[1:], inputs.shape[1:], str(h0.dtype))
     if verbose and shapes not in _PREPARED:
         print(f"[rnndyn] fixed points: compiling the search for {chunk} candidates (or loading "
@@ -186,10 +249,23 @@ def run(cell, params, inputs, h0, bounds, roots, dyn, static, batch_size, verbos
     for start in range(0, k, chunk):
         stop = min(start + chunk, k)
         args = [pad_rows(a[start:stop], chunk) for a in (inputs, h0, lower, upper)]
+        if shared:
+            args[0] = inputs[:1]
         if devices > 1:
-            sharding = NamedSharding(_mesh(devices), P("k"))
-            args = [jax.device_put(a, sharding) for a in args]
-        out = _search_chunk(fns, params, args, roots, roots_mask, dyn, verbose, static.log_every)
+            rows, whole = NamedSharding(_mesh(devices), P("k")), NamedSharding(_mesh(devices), P())
+            args = [jax.device_put(a, whole if shared and i == 0 else rows)
+                    for i, a in enumerate(args)]  # fmt: skip
+        out = _search_chunk(
+            fns,
+            params,
+            args,
+            roots,
+            roots_mask,
+            dyn,
+            verbose,
+            static.log_every,
+            compact=devices == 1,
+        )
         outs.append(jax.tree_util.tree_map(lambda a, n=stop - start: a[:n], out))
         if verbose and k > chunk:
             print(f"[rnndyn] fixed points: {stop}/{k} candidates searched", file=sys.stderr,

@@ -59,6 +59,7 @@ class Static:
     second_order: bool
     verbose: bool
     log_every: int
+    shared_input: bool = False  # inputs are one row (1, M) that every candidate shares
 
 
 class Dynamic(NamedTuple):
@@ -101,9 +102,9 @@ class State(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """The residual of one search: ``cell``, its ``params``, inputs ``(K, M)``, the box
-    ``lower``/``upper`` ``(K, S)``, and the roots being deflated ``(R, S)`` (``mask``: real
-    rows)."""
+    """The residual of one search: ``cell``, its ``params``, inputs ``(K, M)`` (or ``(1, M)``
+    shared by every candidate: ``shared``), the box ``lower``/``upper`` ``(K, S)``, and the
+    roots being deflated ``(R, S)`` (``mask``: real rows)."""
 
     cell: Any
     params: Any
@@ -112,6 +113,19 @@ class Problem(NamedTuple):
     upper: Array
     roots: Array
     roots_mask: Array
+    shared: bool = False
+
+    def per_row(self, f, h: Array):
+        """``f(h_k, x_k)`` for every row of ``h (K, S)``. A shared input enters the vmap
+        unbatched, so a cell's input projection is one vector, not a ``(K, M)`` product
+        repeated at every iteration (a fifth of a GRU-128 search's step)."""
+        if self.shared:
+            return jax.vmap(f, (0, None))(h, self.inputs[0])
+        return jax.vmap(f)(h, self.inputs)
+
+    def inputs_at(self, idx: Array) -> Array:
+        """The inputs of rows ``idx (P,)``: ``(P, M)``."""
+        return self.inputs[jnp.zeros_like(idx) if self.shared else idx]
 
     def residual(self, h: Array, x: Array) -> Array:
         return self.cell(self.params, h, x) - h
@@ -211,9 +225,9 @@ def step(prob: Problem, state: State, dyn: Dynamic, st: Static) -> State:
 
 
 def _first_order(prob: Problem, s: State, dyn: Dynamic, st: Static) -> State:
-    m, g = jax.vmap(jax.value_and_grad(prob.merit))(s.h, prob.inputs)
+    m, g = prob.per_row(jax.value_and_grad(prob.merit), s.h)
     m = _finite_or_inf(m)
-    q = jax.vmap(prob.speed)(s.h, prob.inputs)
+    q = prob.per_row(prob.speed, s.h)
     active = s.phase == ADAM
     bad = active & ~(jnp.isfinite(m) & jnp.isfinite(q) & jnp.all(jnp.isfinite(s.h), -1))
     best = jnp.minimum(s.best, m)
@@ -296,7 +310,7 @@ def _second_order(prob: Problem, s: State, dyn: Dynamic, st: Static) -> State:
     idx = jnp.argsort(prio, stable=True)[:p]
     sel = waiting[idx]
     starting = s.phase[idx] == READY
-    h, x = s.h[idx], prob.inputs[idx]
+    h, x = s.h[idx], prob.inputs_at(idx)
     m0 = _finite_or_inf(jax.vmap(prob.merit)(h, x))
     rows = _Newton(
         h=h, mu=jnp.where(starting, _MU0, s.mu[idx]).astype(h.dtype),
@@ -323,7 +337,7 @@ def outcome(prob: Problem, state: State, dyn: Dynamic) -> Outcome:
     with ``q >= tol`` is where the unconstrained search would have left the set the cell
     cannot leave (``OUTSIDE``); any other candidate with ``q < tol`` is below tol."""
     h = state.h
-    q = jax.vmap(prob.speed)(h, prob.inputs)
+    q = prob.per_row(prob.speed, h)
     finite = jnp.isfinite(q) & jnp.all(jnp.isfinite(h), axis=-1)
     status = jnp.where(finite, state.status, DIVERGED)
     on_face = jnp.any((h <= prob.lower) | (h >= prob.upper), axis=-1)
@@ -341,7 +355,7 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
 
     One loop, for use inside the caller's ``jit``/``vmap``; on the host ``begin`` and
     ``advance`` run the same steps in chunks."""
-    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
+    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask, st.shared_input)
     state = jax.lax.while_loop(
         lambda s: ~terminate(s, dyn), lambda s: step(prob, s, dyn, st), init(prob, h0, dyn, st)
     )
@@ -351,7 +365,7 @@ def search(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynam
 def begin(cell, params, inputs, h0, lower, upper, roots, roots_mask, dyn: Dynamic, st: Static):
     """The loop's ``State`` before the first iteration (``search`` in pieces, with
     ``advance``)."""
-    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
+    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask, st.shared_input)
     return init(prob, h0, dyn, st)
 
 
@@ -365,7 +379,7 @@ def advance(cell, params, inputs, lower, upper, roots, roots_mask, dyn: Dynamic,
     from inside the compiled loop, whose host callbacks would keep the program out of
     the persistent compilation cache.
     """
-    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask)
+    prob = Problem(cell, params, inputs, lower, upper, roots, roots_mask, st.shared_input)
     state = jax.lax.while_loop(
         lambda s: ~terminate(s, dyn) & (s.it < until), lambda s: step(prob, s, dyn, st), state
     )
